@@ -1,0 +1,418 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// layoutKind wires layouts into the generic edit pipeline.
+func (s *Service) layoutKind() kind[Layout] {
+	return kind[Layout]{
+		name:    "layout",
+		load:    func(ctx context.Context, t *tx, owner, id string) (Layout, error) { return t.Layout(ctx, owner, id) },
+		version: func(l Layout) int64 { return l.Version },
+		changes: func(ctx context.Context, t *tx, id string, after, upTo int64) ([]Change, error) {
+			return t.LayoutChanges(ctx, id, after, upTo)
+		},
+		byEdit: func(ctx context.Context, t *tx, id, editID string) (Change, error) {
+			return t.LayoutChangeByEdit(ctx, id, editID)
+		},
+		apply: func(l Layout, e Edit) (Layout, error) { return ApplyLayoutOps(l, e.Ops, e.server) },
+		validate: func(ctx context.Context, t *tx, owner string, old, next Layout) error {
+			if err := ValidateLayout(next); err != nil {
+				return err
+			}
+			return checkWidgetsExist(ctx, t, owner, old.Items, next.Items)
+		},
+		same:  SameLayoutDoc,
+		diff:  DiffLayout,
+		id:    func(l Layout) string { return l.ID },
+		clone: Layout.Clone,
+		stamp: func(l Layout, v int64, at Time) Layout {
+			l.Version, l.UpdatedAt = v, at
+			return l
+		},
+		commit: func(ctx context.Context, t *tx, l Layout, c Change) error {
+			if err := t.UpdateLayout(ctx, l, c); err != nil {
+				return fmt.Errorf("commit layout %s: %w", l.ID, err)
+			}
+			if c.Version > s.retention {
+				if err := t.TrimLayoutChanges(ctx, l.ID, c.Version-s.retention); err != nil {
+					return err
+				}
+			}
+			t.emit(Event{Owner: l.Owner, Channel: "layout:" + l.ID, Type: "op", Change: &c})
+			return nil
+		},
+	}
+}
+
+// checkWidgetsExist checks that every widget placed by next and not by old is one of
+// owner's widgets.
+func checkWidgetsExist(ctx context.Context, t *tx, owner string, old, next map[string]Item) error {
+	var added []string
+	for id := range next {
+		if _, ok := old[id]; !ok {
+			added = append(added, id)
+		}
+	}
+	sort.Strings(added)
+	for _, id := range added {
+		if _, err := t.Widget(ctx, owner, id); err != nil {
+			if ErrorCode(err) == CodeNotFound {
+				return Invalid("items."+id, "exists", "", "widget %s does not exist", id)
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// Layouts lists owner's layouts.
+func (s *Service) Layouts(ctx context.Context, owner string) ([]LayoutSummary, error) {
+	ls, err := s.store.Layouts(ctx, owner)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]LayoutSummary, len(ls))
+	for i, l := range ls {
+		out[i] = l.Summary()
+	}
+	return out, nil
+}
+
+// Layout returns one of owner's layouts.
+func (s *Service) Layout(ctx context.Context, owner, id string) (Layout, error) {
+	return s.store.Layout(ctx, owner, id)
+}
+
+// LayoutDoc is the editable part of a layout as a client sends it whole. Nil fields are
+// absent and keep their value.
+type LayoutDoc struct {
+	Name     *string
+	Columns  *int
+	Items    map[string]Item
+	Settings Settings
+}
+
+// over returns base with the fields present in d.
+func (d LayoutDoc) over(base Layout) Layout {
+	out := base.Clone()
+	if d.Name != nil {
+		out.Name = *d.Name
+	}
+	if d.Columns != nil {
+		out.Columns = *d.Columns
+	}
+	if d.Items != nil {
+		out.Items = d.Items
+	}
+	if d.Settings != nil {
+		out.Settings = d.Settings
+	}
+	return out
+}
+
+// NewLayout describes a layout to create.
+type NewLayout struct {
+	Doc      LayoutDoc
+	Template string
+	Author   string
+}
+
+// CreateLayout creates a layout from a document or a built-in template (with new
+// widgets for the template's tiles). The user's first layout becomes the default.
+func (s *Service) CreateLayout(ctx context.Context, owner string, in NewLayout) (Layout, error) {
+	if in.Template != "" {
+		return s.createFromTemplate(ctx, owner, in.Template, in.Author)
+	}
+	if in.Doc.Name == nil {
+		return Layout{}, Invalid("name", "required", "", "name is required")
+	}
+	doc := in.Doc
+	if doc.Columns == nil {
+		c := 12
+		doc.Columns = &c
+	}
+	var out Layout
+	err := s.run(ctx, func(t *tx) error {
+		var err error
+		out, err = s.insertLayout(ctx, t, owner, doc.over(Layout{}), in.Author)
+		return err
+	})
+	return out, err
+}
+
+// insertLayout validates and inserts l as a new layout of owner at version 1; it becomes
+// the default when owner has no layout yet.
+func (s *Service) insertLayout(ctx context.Context, t *tx, owner string, l Layout, author string) (Layout, error) {
+	l = l.Clone()
+	if err := ValidateLayout(l); err != nil {
+		return Layout{}, err
+	}
+	if err := checkWidgetsExist(ctx, t, owner, nil, l.Items); err != nil {
+		return Layout{}, err
+	}
+	existing, err := t.Layouts(ctx, owner)
+	if err != nil {
+		return Layout{}, err
+	}
+	now := NewTime(s.now())
+	l.ID, l.Owner, l.Version, l.CreatedAt, l.UpdatedAt = s.newID(), owner, 1, now, now
+	l.IsDefault = len(existing) == 0
+	c := Change{Version: 1, Ops: DiffLayout(Layout{}, l), Author: author, Time: now}
+	if c.Doc, err = json.Marshal(l); err != nil {
+		return Layout{}, err
+	}
+	if err := t.CreateLayout(ctx, l, c); err != nil {
+		return Layout{}, fmt.Errorf("create layout: %w", err)
+	}
+	t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "layout.created", Payload: l.Summary()})
+	return l, nil
+}
+
+// EditLayout applies an edit (PATCH, or a WebSocket edit) under the rule of SPEC §3.
+func (s *Service) EditLayout(ctx context.Context, owner, id string, e Edit) (Layout, Result, error) {
+	var (
+		out Layout
+		res Result
+	)
+	err := s.run(ctx, func(t *tx) error {
+		var err error
+		out, res, err = s.editLayout(ctx, t, owner, id, e)
+		return err
+	})
+	return out, res, err
+}
+
+// editLayout is EditLayout inside a transaction; it also announces a rename.
+func (s *Service) editLayout(ctx context.Context, t *tx, owner, id string, e Edit) (Layout, Result, error) {
+	out, res, err := edit(ctx, s, t, s.layoutKind(), owner, id, e)
+	if err == nil && res.Committed && touchesName(e.Ops) {
+		t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "layout.updated", Payload: out.Summary()})
+	}
+	return out, res, err
+}
+
+func touchesName(ops []Op) bool {
+	for _, op := range ops {
+		if op.Path == "/name" || op.Path == "/isDefault" {
+			return true
+		}
+	}
+	return false
+}
+
+// PutLayout turns a whole document sent with base version base into the ops that lead
+// from version base to it, and runs the rule. With force, the ops lead from the head.
+func (s *Service) PutLayout(ctx context.Context, owner, id string, base int64, doc LayoutDoc, e Edit) (Layout, Result, error) {
+	var (
+		out Layout
+		res Result
+	)
+	err := s.run(ctx, func(t *tx) error {
+		var err error
+		out, res, err = s.putLayout(ctx, t, owner, id, base, doc, e)
+		return err
+	})
+	return out, res, err
+}
+
+func (s *Service) putLayout(ctx context.Context, t *tx, owner, id string, base int64, doc LayoutDoc, e Edit) (Layout, Result, error) {
+	e, err := put(ctx, t, s.layoutKind(), owner, id, base, doc.over, e)
+	if err != nil {
+		return Layout{}, Result{}, err
+	}
+	return s.editLayout(ctx, t, owner, id, e)
+}
+
+// DeleteLayout deletes a layout. The last layout cannot be deleted; deleting the default
+// makes the most recently updated other layout the default (a new version of it).
+func (s *Service) DeleteLayout(ctx context.Context, owner, id, author string) error {
+	return s.run(ctx, func(t *tx) error {
+		all, err := t.Layouts(ctx, owner)
+		if err != nil {
+			return err
+		}
+		var target *Layout
+		var next *Layout
+		for i := range all {
+			l := &all[i]
+			if l.ID == id {
+				target = l
+				continue
+			}
+			if next == nil || l.UpdatedAt.After(next.UpdatedAt.Time) || (l.UpdatedAt.Equal(next.UpdatedAt.Time) && l.ID > next.ID) {
+				next = l
+			}
+		}
+		if target == nil {
+			return Errorf(CodeNotFound, "layout %s not found", id)
+		}
+		if next == nil {
+			return Errorf(CodeConflict, "a user keeps at least one layout: this is the last one")
+		}
+		if err := t.DeleteLayout(ctx, owner, id); err != nil {
+			return fmt.Errorf("delete layout %s: %w", id, err)
+		}
+		t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "layout.deleted", Payload: target.Summary()})
+		if target.IsDefault {
+			_, _, err := s.editLayout(ctx, t, owner, next.ID, defaultEdit(next.Version, true, author))
+			return err
+		}
+		return nil
+	})
+}
+
+func defaultEdit(base int64, on bool, author string) Edit {
+	return Edit{Base: base, Force: true, Author: author, server: true,
+		Ops: []Op{{Op: OpReplace, Path: "/isDefault", Value: jsonValue(on)}}}
+}
+
+// SetDefault makes a layout the default; the previous default and this one each get a
+// new version.
+func (s *Service) SetDefault(ctx context.Context, owner, id, author string) (Layout, error) {
+	var out Layout
+	err := s.run(ctx, func(t *tx) error {
+		all, err := t.Layouts(ctx, owner)
+		if err != nil {
+			return err
+		}
+		var target *Layout
+		for i := range all {
+			if all[i].ID == id {
+				target = &all[i]
+			}
+		}
+		if target == nil {
+			return Errorf(CodeNotFound, "layout %s not found", id)
+		}
+		if target.IsDefault {
+			out = *target
+			return nil
+		}
+		for _, l := range all {
+			if l.IsDefault {
+				if _, _, err := s.editLayout(ctx, t, owner, l.ID, defaultEdit(l.Version, false, author)); err != nil {
+					return err
+				}
+			}
+		}
+		out, _, err = s.editLayout(ctx, t, owner, id, defaultEdit(target.Version, true, author))
+		return err
+	})
+	return out, err
+}
+
+// CloneLayout copies a layout (the same widgets) under a new name, not the default.
+func (s *Service) CloneLayout(ctx context.Context, owner, id string, name *string, author string) (Layout, error) {
+	var out Layout
+	err := s.run(ctx, func(t *tx) error {
+		src, err := t.Layout(ctx, owner, id)
+		if err != nil {
+			return err
+		}
+		if name != nil {
+			src.Name = *name
+		} else {
+			src.Name = copyName(src.Name)
+		}
+		out, err = s.insertLayout(ctx, t, owner, src, author)
+		return err
+	})
+	return out, err
+}
+
+func copyName(name string) string {
+	const suffix = " (copy)"
+	r := []rune(name)
+	if len(r)+len([]rune(suffix)) > MaxNameLen {
+		r = r[:MaxNameLen-len([]rune(suffix))]
+	}
+	return strings.TrimSpace(string(r)) + suffix
+}
+
+// History returns up to limit (1–100, default 50) kept versions of a layout older than
+// before (0: from the newest), newest first, and the value of before for the next page
+// (0 when there is none).
+func (s *Service) History(ctx context.Context, owner, id string, before int64, limit int) ([]Change, int64, error) {
+	l, err := s.store.Layout(ctx, owner, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 100)
+	if before <= 0 || before > l.Version+1 {
+		before = l.Version + 1
+	}
+	cs, err := s.store.LayoutHistory(ctx, id, before, limit+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	var next int64
+	if len(cs) > limit {
+		cs = cs[:limit]
+		next = cs[limit-1].Version
+	}
+	return cs, next, nil
+}
+
+// Restore commits the document of an old version (never its isDefault) as a forced
+// edit whose history entry carries restoredFrom.
+func (s *Service) Restore(ctx context.Context, owner, id string, v int64, author string) (Layout, Result, error) {
+	var (
+		out Layout
+		res Result
+	)
+	err := s.run(ctx, func(t *tx) error {
+		head, err := t.Layout(ctx, owner, id)
+		if err != nil {
+			return err
+		}
+		if v < 1 || v > head.Version {
+			return Errorf(CodeNotFound, "layout %s has no version %d", id, v)
+		}
+		old, err := docAt(ctx, t, s.layoutKind(), head, v)
+		if err != nil {
+			if ErrorCode(err) == CodeVersionConflict {
+				return Errorf(CodeNotFound, "version %d of layout %s is no longer kept", v, id)
+			}
+			return err
+		}
+		e := Edit{Base: head.Version, Force: true, Author: author, restoredFrom: &v, Ops: DiffLayout(head, old)}
+		out, res, err = s.editLayout(ctx, t, owner, id, e)
+		return err
+	})
+	return out, res, err
+}
+
+// BulkItem is one entry of a bulk layout update.
+type BulkItem struct {
+	ID   string
+	Base int64
+	Doc  LayoutDoc
+}
+
+// BulkResult is the outcome of one entry: the layout, or the error.
+type BulkResult struct {
+	ID      string
+	Layout  Layout
+	Rebased bool
+	Err     error
+}
+
+// PutLayouts applies several whole-document updates, each on its own (a conflict in
+// one does not stop the others).
+func (s *Service) PutLayouts(ctx context.Context, owner string, items []BulkItem, author string) []BulkResult {
+	out := make([]BulkResult, len(items))
+	for i, it := range items {
+		l, res, err := s.PutLayout(ctx, owner, it.ID, it.Base, it.Doc, Edit{Author: author})
+		out[i] = BulkResult{ID: it.ID, Layout: l, Rebased: res.Rebased, Err: err}
+	}
+	return out
+}

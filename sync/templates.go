@@ -1,0 +1,80 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+)
+
+// Template is a built-in starting point: a layout and the widgets it places.
+type Template struct {
+	Name        string `json:"name"`
+	Title       string `json:"title"`
+	Description string `json:"description"`
+
+	columns int
+	tiles   []tile
+}
+
+type tile struct {
+	typ, title string
+	source     Source
+	item       Item
+}
+
+func static(data string) Source {
+	return Source{Kind: "static", Data: json.RawMessage(data)}
+}
+
+// templates are the built-in templates, in the order they are listed.
+var templates = []Template{
+	{
+		Name: "ops-overview", Title: "Ops overview",
+		Description: "Service health at a glance: request rate, error rate, latency and notes.",
+		columns:     12,
+		tiles: []tile{
+			{"stat", "Requests/s", static(`{"value":1250,"unit":"req/s"}`), Item{0, 0, 3, 2}},
+			{"stat", "Error rate", static(`{"value":0.4,"unit":"%"}`), Item{3, 0, 3, 2}},
+			{"timeseries", "Latency p99", static(`{"points":[[0,120],[60000,135],[120000,128]]}`), Item{6, 0, 6, 4}},
+			{"table", "Deployments", static(`{"columns":["service","version"],"rows":[["api","1.4.2"],["web","2.0.1"]]}`), Item{0, 2, 6, 4}},
+			{"text", "Runbook", static(`{"text":"Page the on-call engineer when the error rate stays above 1% for 5 minutes."}`), Item{0, 6, 12, 2}},
+		},
+	},
+	{
+		Name: "starter", Title: "Starter",
+		Description: "A small layout with a counter and a note, to try co-editing.",
+		columns:     12,
+		tiles: []tile{
+			{"stat", "Counter", Source{Kind: "push"}, Item{0, 0, 4, 2}},
+			{"text", "Notes", static(`{"text":"Drag me around."}`), Item{4, 0, 8, 2}},
+		},
+	},
+}
+
+// Templates lists the built-in templates.
+func (s *Service) Templates() []Template { return slices.Clone(templates) }
+
+// createFromTemplate creates the template's widgets and a layout placing them, in one
+// transaction.
+func (s *Service) createFromTemplate(ctx context.Context, owner, name, author string) (Layout, error) {
+	i := slices.IndexFunc(templates, func(t Template) bool { return t.Name == name })
+	if i < 0 {
+		return Layout{}, Invalid("template", "oneof", "", "no built-in template named %q", name)
+	}
+	tpl := templates[i]
+	var out Layout
+	err := s.run(ctx, func(t *tx) error {
+		l := Layout{Name: tpl.Title, Columns: tpl.columns, Items: map[string]Item{}}
+		for _, tl := range tpl.tiles {
+			w, err := s.insertWidget(ctx, t, owner, Widget{Type: tl.typ, Title: tl.title, Source: tl.source}, author)
+			if err != nil {
+				return err
+			}
+			l.Items[w.ID] = tl.item
+		}
+		var err error
+		out, err = s.insertLayout(ctx, t, owner, l, author)
+		return err
+	})
+	return out, err
+}

@@ -1,0 +1,219 @@
+package sync
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+)
+
+// widgetKind wires widgets into the generic edit pipeline.
+func (s *Service) widgetKind() kind[Widget] {
+	return kind[Widget]{
+		name:    "widget",
+		load:    func(ctx context.Context, t *tx, owner, id string) (Widget, error) { return t.Widget(ctx, owner, id) },
+		version: func(w Widget) int64 { return w.Version },
+		changes: func(ctx context.Context, t *tx, id string, after, upTo int64) ([]Change, error) {
+			return t.WidgetChanges(ctx, id, after, upTo)
+		},
+		byEdit: func(ctx context.Context, t *tx, id, editID string) (Change, error) {
+			return t.WidgetChangeByEdit(ctx, id, editID)
+		},
+		apply: func(w Widget, e Edit) (Widget, error) {
+			next, err := ApplyWidgetOps(w, e.Ops)
+			if err != nil {
+				return w, err
+			}
+			return next, normalizeSource(&next.Source)
+		},
+		validate: func(_ context.Context, _ *tx, _ string, old, next Widget) error {
+			return s.validateWidget(old, next)
+		},
+		same:  SameWidgetDoc,
+		diff:  DiffWidget,
+		id:    func(w Widget) string { return w.ID },
+		clone: Widget.Clone,
+		stamp: func(w Widget, v int64, at Time) Widget {
+			w.Version, w.UpdatedAt = v, at
+			return w
+		},
+		commit: func(ctx context.Context, t *tx, w Widget, c Change) error {
+			if err := t.UpdateWidget(ctx, w, c); err != nil {
+				return fmt.Errorf("commit widget %s: %w", w.ID, err)
+			}
+			if c.Version > s.retention {
+				if err := t.TrimWidgetChanges(ctx, w.ID, c.Version-s.retention); err != nil {
+					return err
+				}
+			}
+			t.emit(Event{Owner: w.Owner, Channel: "widget:" + w.ID, Type: "widget", Payload: w})
+			return nil
+		},
+	}
+}
+
+// validateWidget checks next; its source is checked only when it changed (so a widget
+// whose host stopped resolving can still be renamed).
+func (s *Service) validateWidget(old, next Widget) error {
+	if err := ValidateWidget(next); err != nil {
+		return err
+	}
+	if old.Source.Kind == next.Source.Kind && old.Source.URL == next.Source.URL && string(old.Source.Data) == string(next.Source.Data) && old.ID != "" {
+		return nil
+	}
+	return s.sources.CheckSource(next.Source)
+}
+
+// normalizeSource fills the source defaults and puts static data in canonical form.
+func normalizeSource(src *Source) error {
+	if src.RefreshSeconds == 0 {
+		src.RefreshSeconds = DefaultRefreshSeconds
+	}
+	if src.TTLSeconds == 0 {
+		src.TTLSeconds = DefaultTTLSeconds
+	}
+	if len(src.Data) > 0 {
+		c, err := Canonical(src.Data)
+		if err != nil {
+			return Invalid("source.data", "json", "", "source.data is not valid JSON")
+		}
+		src.Data = c
+	}
+	return nil
+}
+
+// WidgetDoc is the editable part of a widget as a client sends it whole. Nil fields are
+// absent and keep their value.
+type WidgetDoc struct {
+	Type     *string
+	Title    *string
+	Source   *Source
+	Settings Settings
+}
+
+func (d WidgetDoc) over(base Widget) Widget {
+	out := base.Clone()
+	if d.Type != nil {
+		out.Type = *d.Type
+	}
+	if d.Title != nil {
+		out.Title = *d.Title
+	}
+	if d.Source != nil {
+		out.Source = *d.Source
+	}
+	if d.Settings != nil {
+		out.Settings = d.Settings
+	}
+	return out
+}
+
+// Widgets lists owner's widgets.
+func (s *Service) Widgets(ctx context.Context, owner string) ([]Widget, error) {
+	return s.store.Widgets(ctx, owner)
+}
+
+// Widget returns one of owner's widgets.
+func (s *Service) Widget(ctx context.Context, owner, id string) (Widget, error) {
+	return s.store.Widget(ctx, owner, id)
+}
+
+// CreateWidget creates a widget at version 1.
+func (s *Service) CreateWidget(ctx context.Context, owner string, doc WidgetDoc, author string) (Widget, error) {
+	if doc.Type == nil {
+		return Widget{}, Invalid("type", "required", "", "type is required")
+	}
+	if doc.Source == nil {
+		return Widget{}, Invalid("source", "required", "", "source is required")
+	}
+	var out Widget
+	err := s.run(ctx, func(t *tx) error {
+		var err error
+		out, err = s.insertWidget(ctx, t, owner, doc.over(Widget{}), author)
+		return err
+	})
+	return out, err
+}
+
+func (s *Service) insertWidget(ctx context.Context, t *tx, owner string, w Widget, author string) (Widget, error) {
+	w = w.Clone()
+	if err := normalizeSource(&w.Source); err != nil {
+		return Widget{}, err
+	}
+	if err := s.validateWidget(Widget{}, w); err != nil {
+		return Widget{}, err
+	}
+	now := NewTime(s.now())
+	w.ID, w.Owner, w.Version, w.CreatedAt, w.UpdatedAt = s.newID(), owner, 1, now, now
+	c := Change{Version: 1, Ops: DiffWidget(Widget{}, w), Author: author, Time: now}
+	var err error
+	if c.Doc, err = json.Marshal(w); err != nil {
+		return Widget{}, err
+	}
+	if err := t.CreateWidget(ctx, w, c); err != nil {
+		return Widget{}, fmt.Errorf("create widget: %w", err)
+	}
+	t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "widget.created", Payload: w})
+	return w, nil
+}
+
+// UpdateWidget applies a whole widget definition sent with base version base under
+// the rule of SPEC §3 (paths /title, /type, /source/<key>, /settings/<key>).
+func (s *Service) UpdateWidget(ctx context.Context, owner, id string, base int64, doc WidgetDoc, e Edit) (Widget, Result, error) {
+	var (
+		out Widget
+		res Result
+	)
+	err := s.run(ctx, func(t *tx) error {
+		k := s.widgetKind()
+		e, err := put(ctx, t, k, owner, id, base, doc.over, e)
+		if err != nil {
+			return err
+		}
+		out, res, err = edit(ctx, s, t, k, owner, id, e)
+		return err
+	})
+	return out, res, err
+}
+
+// EditWidget applies ops to a widget under the rule of SPEC §3.
+func (s *Service) EditWidget(ctx context.Context, owner, id string, e Edit) (Widget, Result, error) {
+	var (
+		out Widget
+		res Result
+	)
+	err := s.run(ctx, func(t *tx) error {
+		var err error
+		out, res, err = edit(ctx, s, t, s.widgetKind(), owner, id, e)
+		return err
+	})
+	return out, res, err
+}
+
+// RemoveWidget deletes a widget and takes it out of every layout that places it (each
+// such layout gets a new version).
+func (s *Service) RemoveWidget(ctx context.Context, owner, id, author string) error {
+	return s.run(ctx, func(t *tx) error {
+		w, err := t.Widget(ctx, owner, id)
+		if err != nil {
+			return err
+		}
+		ls, err := t.Layouts(ctx, owner)
+		if err != nil {
+			return err
+		}
+		for _, l := range ls {
+			if _, ok := l.Items[id]; !ok {
+				continue
+			}
+			e := Edit{Base: l.Version, Force: true, Author: author, Ops: []Op{{Op: OpRemove, Path: PathOf("items", id)}}}
+			if _, _, err := s.editLayout(ctx, t, owner, l.ID, e); err != nil {
+				return err
+			}
+		}
+		if err := t.DeleteWidget(ctx, owner, id); err != nil {
+			return fmt.Errorf("delete widget %s: %w", id, err)
+		}
+		t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "widget.deleted", Payload: w})
+		return nil
+	})
+}
