@@ -1,0 +1,133 @@
+# dashsync — build, test and lint entry points.
+#
+#   make help      list the targets
+#
+# Every go build/test/vet/run invocation goes through $(GO_FLAGS), which carries
+# the `nomsgpack` build tag (drops gin's slow msgpack/ugorji codec).
+# GOFLAGS is left alone on purpose: this machine's go env already sets
+# GOFLAGS=-buildvcs=false, and overriding it here would drop that.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-builtin-rules
+
+# ---------------------------------------------------------------------------
+# Settings (override on the command line: `make test TEST_TIMEOUT=30m`)
+# ---------------------------------------------------------------------------
+GO           ?= go
+GO_TAGS      ?= nomsgpack
+GO_FLAGS     := -tags '$(GO_TAGS)'
+PKGS         ?= ./...
+
+BIN_DIR      := bin
+DATA_DIR     ?= ./data
+
+# `make run`: arguments passed to the dashsync binary.
+RUN_ARGS     ?= serve --dev
+
+# `make test-go`
+TEST_TIMEOUT ?= 15m
+TEST_FLAGS   ?= -race -count=1 -timeout $(TEST_TIMEOUT)
+
+# `make bench`
+BENCH        ?= .
+BENCH_FLAGS  ?= -benchmem
+BENCH_PKGS   ?= $(PKGS)
+
+# `make fuzz` (the seed corpus in sync/testdata/fuzz also runs under plain `go test`)
+FUZZ         ?= FuzzEditRule
+FUZZ_PKG     ?= ./sync
+FUZZTIME     ?= 30s
+
+# `make cover`
+COVER_PROFILE ?= coverage.out
+
+# ---------------------------------------------------------------------------
+# Tools: installed by this Makefile into a repo-local bin/tools/, pinned.
+# The directory name carries the tool version and the Go version, so bumping
+# either one reinstalls (staticcheck must be built by the Go it analyses for).
+# ---------------------------------------------------------------------------
+STATICCHECK_VERSION := v0.8.2
+GO_VERSION          := $(shell $(GO) env GOVERSION)
+STATICCHECK_DIR     := $(CURDIR)/$(BIN_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)-$(GO_VERSION)
+STATICCHECK         := $(STATICCHECK_DIR)/staticcheck
+
+# ---------------------------------------------------------------------------
+# Test suites run by `make test`, in order. To add a suite (e.g. browser
+# end-to-end tests), write a `test-e2e` target below and append it here:
+#   TEST_SUITES := test-go test-e2e
+# ---------------------------------------------------------------------------
+TEST_SUITES := test-go
+
+.PHONY: help
+help: ## List the targets
+	@echo "Usage: make <target> [VAR=value ...]"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@echo
+	@echo "Test suites in 'make test': $(TEST_SUITES)"
+
+# ---------------------------------------------------------------------------
+# Build and run
+# ---------------------------------------------------------------------------
+.PHONY: build
+build: ## Build every command in ./cmd/... into bin/ (bin/dashsync, ...)
+	@mkdir -p $(BIN_DIR)
+	$(GO) build $(GO_FLAGS) -o $(BIN_DIR)/ ./cmd/...
+
+.PHONY: run
+run: ## Run the dev server: go run ./cmd/dashsync serve --dev (data in ./data)
+	@mkdir -p $(DATA_DIR)
+	$(GO) run $(GO_FLAGS) ./cmd/dashsync $(RUN_ARGS)
+
+# ---------------------------------------------------------------------------
+# Tests
+# ---------------------------------------------------------------------------
+.PHONY: test
+test: $(TEST_SUITES) ## Run every test suite (what CI runs)
+
+.PHONY: vet
+vet: ## go vet ./...
+	$(GO) vet $(GO_FLAGS) $(PKGS)
+
+.PHONY: test-go
+test-go: vet ## go vet, then go test -race -count=1 ./...
+	$(GO) test $(GO_FLAGS) $(TEST_FLAGS) $(PKGS)
+
+.PHONY: bench
+bench: ## Run the benchmarks (not part of make test)
+	$(GO) test $(GO_FLAGS) -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) $(BENCH_PKGS)
+
+.PHONY: fuzz
+fuzz: ## Fuzz FuzzEditRule in ./sync for FUZZTIME (default 30s)
+	$(GO) test $(GO_FLAGS) -run '^$$' -fuzz '^$(FUZZ)$$' -fuzztime $(FUZZTIME) $(FUZZ_PKG)
+
+.PHONY: cover
+cover: ## go test with a coverage profile (coverage.out), print the summary
+	$(GO) test $(GO_FLAGS) -count=1 -coverprofile=$(COVER_PROFILE) $(PKGS)
+	$(GO) tool cover -func=$(COVER_PROFILE) | tail -n 1
+
+# ---------------------------------------------------------------------------
+# Lint
+# ---------------------------------------------------------------------------
+.PHONY: lint
+lint: vet staticcheck ## go vet and staticcheck
+
+.PHONY: staticcheck
+staticcheck: $(STATICCHECK) ## Run staticcheck (installs the pinned version first)
+	$(STATICCHECK) $(GO_FLAGS) $(PKGS)
+
+.PHONY: tools
+tools: $(STATICCHECK) ## Install the pinned tools into bin/tools/
+
+$(STATICCHECK):
+	@mkdir -p $(STATICCHECK_DIR)
+	GOBIN=$(STATICCHECK_DIR) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# ---------------------------------------------------------------------------
+# Housekeeping
+# ---------------------------------------------------------------------------
+.PHONY: clean
+clean: ## Remove bin/ and coverage files (keeps ./data)
+	rm -rf $(BIN_DIR) $(COVER_PROFILE) coverage.html
