@@ -1,0 +1,274 @@
+package hub
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	dsync "github.com/dashsync/dashsync/sync"
+)
+
+// channel is this instance's state for one broker channel: its local subscribers and,
+// for a layout, the last version delivered and presence.
+//
+// mu serialises deliveries with subscribes, so a subscriber's first reply is queued
+// before any version after its snapshot, and versions go out in order.
+type channel struct {
+	h     *Hub
+	name  string // broker channel: layout:<id>, widget:<id>, user:<owner>
+	kind  string
+	id    string // layout or widget id; the owner for user channels
+	owner string
+
+	mu     sync.Mutex
+	subs   map[*conn]*sub
+	dead   bool  // removed from the hub; a subscriber finding it dead looks again
+	ready  bool  // subscribed at the broker
+	last   int64 // layouts: last version delivered
+	joined []presenceClient
+	left   []presenceClient
+	timer  *time.Timer
+}
+
+// sub is one connection's subscription to a channel.
+type sub struct {
+	// cursor is the last layout version this subscriber has (snapshot or op).
+	cursor int64
+}
+
+// acquire returns the live channel named name, creating it, with its lock held.
+func (h *Hub) acquire(name, kind, id, owner string) *channel {
+	for {
+		h.mu.Lock()
+		ch := h.channels[name]
+		if ch == nil {
+			ch = &channel{h: h, name: name, kind: kind, id: id, owner: owner, subs: map[*conn]*sub{}}
+			h.channels[name] = ch
+		}
+		h.mu.Unlock()
+		ch.mu.Lock()
+		if !ch.dead {
+			return ch
+		}
+		ch.mu.Unlock()
+	}
+}
+
+// ensureReady subscribes at the broker once; for a layout it then reads the head, so
+// every version after it arrives through the broker or is filled from the op log.
+// Called with ch.mu held.
+func (ch *channel) ensureReady(ctx context.Context) error {
+	if ch.ready {
+		return nil
+	}
+	if err := ch.h.cfg.Broker.Subscribe(ctx, ch.name); err != nil {
+		return dsync.Unavailable(err)
+	}
+	if ch.kind == kindLayout {
+		l, err := ch.h.svc.Layout(ctx, ch.owner, ch.id)
+		if err != nil {
+			_ = ch.h.cfg.Broker.Unsubscribe(context.WithoutCancel(ctx), ch.name)
+			return err
+		}
+		ch.last = l.Version
+	}
+	ch.ready = true
+	return nil
+}
+
+// releaseLocked drops the channel when nobody is subscribed any more. Called with
+// ch.mu held; it unlocks it.
+func (ch *channel) releaseLocked() {
+	if len(ch.subs) > 0 {
+		ch.mu.Unlock()
+		return
+	}
+	ch.dead = true
+	wasReady := ch.ready
+	if ch.timer != nil {
+		ch.timer.Stop()
+	}
+	ch.mu.Unlock()
+	ch.h.mu.Lock()
+	if ch.h.channels[ch.name] == ch {
+		delete(ch.h.channels, ch.name)
+	}
+	ch.h.mu.Unlock()
+	if wasReady {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := ch.h.cfg.Broker.Unsubscribe(ctx, ch.name); err != nil {
+			ch.h.log.Warn("broker unsubscribe failed", "channel", ch.name, "err", err)
+		}
+	}
+}
+
+// deliver hands one broker message to the subscribers. For layouts, versions already
+// delivered are dropped and a gap is filled from the op log first.
+func (ch *channel) deliver(version int64, frame []byte) {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.dead || !ch.ready {
+		return
+	}
+	if ch.kind != kindLayout {
+		for c := range ch.subs {
+			c.enqueue(frame)
+		}
+		return
+	}
+	if version <= ch.last {
+		ch.h.m.duplicates.Inc()
+		return
+	}
+	if version > ch.last+1 && !ch.fillLocked(version-1) {
+		return // the sweeper retries
+	}
+	if version == ch.last+1 {
+		ch.sendLocked(version, frame)
+	}
+}
+
+// catchUp delivers every committed version this channel has not delivered yet.
+func (ch *channel) catchUp() {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.dead || !ch.ready {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := ch.h.svc.Layout(ctx, ch.owner, ch.id)
+	if err != nil {
+		return
+	}
+	if l.Version > ch.last {
+		ch.fillLocked(l.Version)
+	}
+}
+
+// fillLocked delivers versions last+1 … upTo from the op log, or a reset snapshot to
+// every subscriber when the log no longer has them. It reports whether the channel
+// is now at upTo (or beyond).
+func (ch *channel) fillLocked(upTo int64) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cs, err := ch.h.svc.Store().LayoutChanges(ctx, ch.id, ch.last, upTo)
+	if err != nil {
+		ch.h.log.Warn("gap fill failed", "channel", ch.name, "err", err)
+		return false
+	}
+	ch.h.m.gapFills.Inc()
+	if int64(len(cs)) == upTo-ch.last {
+		for i := range cs {
+			ch.sendLocked(cs[i].Version, opFrame(ch.id, &cs[i]))
+		}
+		return true
+	}
+	l, err := ch.h.svc.Layout(ctx, ch.owner, ch.id)
+	if err != nil {
+		ch.h.log.Warn("reset snapshot failed", "channel", ch.name, "err", err)
+		return false
+	}
+	frame := encode(outbound{Type: "snapshot", Channel: ch.name, Version: i64(l.Version), Snapshot: &l, Reset: true})
+	for c, s := range ch.subs {
+		c.enqueue(frame)
+		s.cursor = l.Version
+	}
+	ch.last = l.Version
+	return l.Version >= upTo
+}
+
+// sendLocked queues version's frame (the same bytes for everyone) to each subscriber
+// that does not have it yet.
+func (ch *channel) sendLocked(version int64, frame []byte) {
+	for c, s := range ch.subs {
+		if s.cursor >= version {
+			continue
+		}
+		c.enqueue(frame)
+		s.cursor = version
+	}
+	ch.last = version
+	ch.h.m.deliveries.Add(float64(len(ch.subs)))
+}
+
+// presenceLocked lists the subscribers per user (counts above 1,000 clients).
+func (ch *channel) presenceLocked() any {
+	if len(ch.subs) > 1000 {
+		users := map[string]bool{}
+		for c := range ch.subs {
+			users[c.user()] = true
+		}
+		return presenceCounts{Users: len(users), Clients: len(ch.subs)}
+	}
+	by := map[string][]string{}
+	for c := range ch.subs {
+		by[c.user()] = append(by[c.user()], c.id)
+	}
+	type entry struct {
+		User    string   `json:"user"`
+		Clients []string `json:"clients"`
+	}
+	out := make([]entry, 0, len(by))
+	for u, cs := range by {
+		slices.Sort(cs)
+		out = append(out, entry{User: u, Clients: cs})
+	}
+	slices.SortFunc(out, func(a, b entry) int {
+		if a.User < b.User {
+			return -1
+		}
+		if a.User > b.User {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// presenceChangeLocked records a join or leave and schedules one coalesced message.
+func (ch *channel) presenceChangeLocked(c *conn, joined bool) {
+	pc := presenceClient{User: c.user(), Client: c.id}
+	if joined {
+		ch.joined = append(ch.joined, pc)
+	} else {
+		ch.left = append(ch.left, pc)
+	}
+	if ch.timer == nil {
+		ch.timer = time.AfterFunc(ch.h.cfg.PresenceInterval, ch.flushPresence)
+	}
+}
+
+func (ch *channel) flushPresence() {
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	ch.timer = nil
+	if ch.dead || (len(ch.joined) == 0 && len(ch.left) == 0) {
+		return
+	}
+	var frame []byte
+	if len(ch.subs) > 1000 {
+		counts := ch.presenceLocked().(presenceCounts)
+		frame = encode(outbound{Type: "presence", Channel: ch.name, Counts: &counts})
+	} else {
+		frame = encode(struct {
+			Type    string           `json:"type"`
+			Channel string           `json:"channel"`
+			Joined  []presenceClient `json:"joined"`
+			Left    []presenceClient `json:"left"`
+		}{"presence", ch.name, nonNil(ch.joined), nonNil(ch.left)})
+	}
+	ch.joined, ch.left = nil, nil
+	for c := range ch.subs {
+		c.enqueue(frame)
+	}
+}
+
+func nonNil(p []presenceClient) []presenceClient {
+	if p == nil {
+		return []presenceClient{}
+	}
+	return p
+}

@@ -1,0 +1,454 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	dsync "github.com/dashsync/dashsync/sync"
+)
+
+// conn is one WebSocket connection. Its read loop handles client messages one at a
+// time (so a client's edits commit in the order it sent them); its writer goroutine
+// owns every write and the closing handshake.
+type conn struct {
+	h   *Hub
+	ws  *websocket.Conn
+	id  string
+	uid string // the user; an `auth` for another user is refused, so it never changes
+
+	queue chan []byte
+
+	closing   chan struct{}
+	closeOnce sync.Once
+	closeCode websocket.StatusCode
+	closeMsg  string
+	flush     bool // write what is queued before closing
+
+	mu    sync.Mutex
+	exp   time.Time
+	timer *time.Timer
+	subs  map[string]*channel // by channel name as the client wrote it
+}
+
+func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
+	return &conn{h: h, ws: ws, id: newClientID(), uid: id.User, exp: id.Exp,
+		queue: make(chan []byte, h.cfg.QueueSize), closing: make(chan struct{}), subs: map[string]*channel{}}
+}
+
+func (c *conn) user() string { return c.uid }
+
+// enqueue queues a frame without ever blocking; a full queue closes the connection
+// with 1013 (its client resumes with `since`).
+func (c *conn) enqueue(b []byte) {
+	select {
+	case c.queue <- b:
+	default:
+		select {
+		case <-c.closing:
+		default:
+			c.h.m.queueDrops.Inc()
+			c.close(CloseTryAgainLater, "send queue full: resume with since", false)
+		}
+	}
+}
+
+// close asks the writer to close the connection with code; with flush, what is
+// already queued is written first. Only the first call counts.
+func (c *conn) close(code websocket.StatusCode, reason string, flush bool) {
+	c.closeOnce.Do(func() {
+		c.closeCode, c.closeMsg, c.flush = code, reason, flush
+		close(c.closing)
+	})
+}
+
+// run serves the connection until it closes.
+func (c *conn) run(ctx context.Context) {
+	c.ws.SetReadLimit(c.h.cfg.ReadLimit)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.writeLoop()
+	}()
+	c.mu.Lock()
+	c.armExpiry()
+	c.mu.Unlock()
+	c.enqueue(encode(outbound{Type: "hello", Client: c.id, User: c.uid}))
+
+	c.readLoop(ctx)
+
+	c.close(websocket.StatusNormalClosure, "", false)
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	subs := c.subs
+	c.subs = map[string]*channel{}
+	c.mu.Unlock()
+	for _, ch := range subs {
+		c.leave(ch)
+	}
+	wg.Wait()
+}
+
+// armExpiry closes the connection with 4001 when its token expires. Called with c.mu held.
+func (c *conn) armExpiry() {
+	if c.timer != nil {
+		c.timer.Stop()
+	}
+	d := c.exp.Sub(c.h.cfg.Now())
+	c.timer = time.AfterFunc(max(d, 0), func() {
+		c.close(CloseTokenExpired, "token expired", true)
+	})
+}
+
+func (c *conn) readLoop(ctx context.Context) {
+	for {
+		typ, b, err := c.ws.Read(ctx)
+		if err != nil {
+			if errors.Is(err, websocket.ErrMessageTooBig) {
+				c.h.m.tooBig.Inc()
+			}
+			return
+		}
+		c.h.m.messagesIn.Inc()
+		if typ != websocket.MessageText {
+			c.replyError(nil, dsync.Errorf(dsync.CodeBadRequest, "messages are JSON text frames"))
+			continue
+		}
+		c.handle(ctx, b)
+	}
+}
+
+func (c *conn) reply(m outbound) { c.enqueue(encode(m)) }
+
+func (c *conn) replyError(id *int64, err error) {
+	var e *dsync.Error
+	if !errors.As(err, &e) {
+		c.h.log.Error("websocket request failed", "client", c.id, "user", c.uid, "err", err)
+		e = dsync.Errorf(dsync.CodeInternal, "internal error")
+	}
+	c.reply(outbound{ID: id, Type: "error", Error: &errorBody{Code: e.Code, Message: e.Message, Details: e.Details, RetryAfterMs: e.RetryAfterMs}})
+}
+
+// handle answers one client message.
+func (c *conn) handle(ctx context.Context, b []byte) {
+	m, err := decodeInbound(b)
+	if err != nil {
+		c.replyError(m.ID, err)
+		return
+	}
+	switch m.Type {
+	case "ping":
+		c.reply(outbound{ID: m.ID, Type: "pong"})
+	case "subscribe":
+		err = c.subscribe(ctx, m)
+	case "unsubscribe":
+		err = c.unsubscribe(m)
+	case "edit":
+		err = c.edit(ctx, m)
+	case "refresh":
+		err = c.refresh(ctx, m)
+	case "auth":
+		err = c.auth(m)
+	default:
+		err = dsync.Errorf(dsync.CodeBadRequest, "unknown message type %q", m.Type)
+	}
+	if err != nil {
+		c.replyError(m.ID, err)
+	}
+}
+
+func (c *conn) subscribe(ctx context.Context, m inbound) error {
+	kind, id, err := parseChannel(m.Channel)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	_, dup := c.subs[m.Channel]
+	n := len(c.subs)
+	c.mu.Unlock()
+	if dup {
+		return dsync.Errorf(dsync.CodeBadRequest, "already subscribed to %s", m.Channel)
+	}
+	if n >= c.h.cfg.MaxSubscriptions {
+		return dsync.Invalid("channel", "max", "", "at most %d subscriptions per connection", c.h.cfg.MaxSubscriptions)
+	}
+	switch kind {
+	case kindLayout:
+		// Ownership first, so another user's layout never creates channel state.
+		if _, err := c.h.svc.Layout(ctx, c.uid, id); err != nil {
+			return err
+		}
+		return c.subscribeLayout(ctx, m, id)
+	case kindWidget:
+		w, err := c.h.svc.Widget(ctx, c.uid, id)
+		if err != nil {
+			return err
+		}
+		ch := c.h.acquire(m.Channel, kindWidget, id, c.uid)
+		if err := ch.ensureReady(ctx); err != nil {
+			ch.releaseLocked()
+			return err
+		}
+		ch.subs[c] = &sub{}
+		ch.mu.Unlock()
+		c.track(m.Channel, ch)
+		data := json.RawMessage("null")
+		if c.h.cfg.Data != nil {
+			d, err := c.h.cfg.Data.Get(ctx, w, false)
+			if err == nil && d != nil {
+				data = encode(d)
+			}
+		}
+		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Data: &data})
+		return nil
+	default:
+		ch := c.h.acquire(userChannel(c.uid), kindUser, c.uid, c.uid)
+		if err := ch.ensureReady(ctx); err != nil {
+			ch.releaseLocked()
+			return err
+		}
+		ch.subs[c] = &sub{}
+		ch.mu.Unlock()
+		c.track(m.Channel, ch)
+		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel})
+		return nil
+	}
+}
+
+// subscribeLayout joins the layout's channel and answers with a snapshot, or with the
+// versions after since (or a reset snapshot when the log no longer has them). The
+// reply is queued under the channel's lock, so no version after it can overtake it.
+func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) error {
+	ch := c.h.acquire(m.Channel, kindLayout, id, c.uid)
+	if err := ch.ensureReady(ctx); err != nil {
+		ch.releaseLocked()
+		return err
+	}
+	l, err := c.h.svc.Layout(ctx, c.uid, id)
+	if err != nil {
+		ch.releaseLocked()
+		return err
+	}
+	out := outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Version: i64(l.Version)}
+	switch {
+	case m.Since == nil:
+		out.Snapshot = &l
+	case *m.Since == l.Version:
+		out.Ops = &[]versionOps{}
+	case *m.Since >= 0 && *m.Since < l.Version:
+		cs, err := c.h.svc.Store().LayoutChanges(ctx, id, *m.Since, l.Version)
+		if err != nil {
+			ch.releaseLocked()
+			return err
+		}
+		if int64(len(cs)) == l.Version-*m.Since {
+			ops := make([]versionOps, len(cs))
+			for i, x := range cs {
+				ops[i] = versionOps{Version: x.Version, Ops: x.Ops, Author: x.Author, Client: x.Client}
+			}
+			out.Ops = &ops
+		} else {
+			out.Snapshot, out.Reset = &l, true
+		}
+	default:
+		out.Snapshot, out.Reset = &l, true
+	}
+	// A version newer than what the channel delivered may already be in the store:
+	// the subscriber has it from this reply, and its cursor skips it when it arrives.
+	ch.subs[c] = &sub{cursor: l.Version}
+	ch.presenceChangeLocked(c, true)
+	out.Presence = ch.presenceLocked()
+	c.reply(out)
+	ch.mu.Unlock()
+	c.track(m.Channel, ch)
+	c.h.m.subscriptions.Inc()
+	return nil
+}
+
+func (c *conn) track(name string, ch *channel) {
+	c.mu.Lock()
+	c.subs[name] = ch
+	c.mu.Unlock()
+	if ch.kind != kindLayout {
+		c.h.m.subscriptions.Inc()
+	}
+}
+
+func (c *conn) unsubscribe(m inbound) error {
+	if _, _, err := parseChannel(m.Channel); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	ch, ok := c.subs[m.Channel]
+	delete(c.subs, m.Channel)
+	c.mu.Unlock()
+	if !ok {
+		return dsync.Errorf(dsync.CodeBadRequest, "not subscribed to %s", m.Channel)
+	}
+	c.leave(ch)
+	c.reply(outbound{ID: m.ID, Type: "unsubscribed", Channel: m.Channel})
+	return nil
+}
+
+// leave removes the connection from a channel it had joined.
+func (c *conn) leave(ch *channel) {
+	ch.mu.Lock()
+	if _, ok := ch.subs[c]; ok {
+		delete(ch.subs, c)
+		c.h.m.subscriptions.Dec()
+		if ch.kind == kindLayout {
+			ch.presenceChangeLocked(c, false)
+		}
+	}
+	ch.releaseLocked()
+}
+
+func (c *conn) edit(ctx context.Context, m inbound) error {
+	kind, id, err := parseChannel(m.Channel)
+	if err != nil {
+		return err
+	}
+	if kind != kindLayout {
+		return dsync.Invalid("channel", "layout", "", "edits go to layout channels")
+	}
+	if m.Base == nil {
+		return dsync.Invalid("base", "required", "", "base (the version the ops apply to) is required")
+	}
+	if !c.h.beginEdit() {
+		return dsync.Errorf(dsync.CodeUnavailable, "the server is shutting down")
+	}
+	// The edit commits even if the connection drops meanwhile: its ack may be lost,
+	// and the client's resend with the same editId is answered from the op log.
+	_, res, err := c.h.svc.EditLayout(context.WithoutCancel(ctx), c.uid, id, dsync.Edit{
+		Base: *m.Base, Ops: m.Ops, Force: m.Force, EditID: m.EditID, Author: c.uid, Client: c.id})
+	c.h.edits.Done()
+	var de *dsync.Error
+	if errors.As(err, &de) && de.Code == dsync.CodeVersionConflict {
+		c.h.m.edits.WithLabelValues("conflicted").Inc()
+		c.reply(outbound{ID: m.ID, Type: "conflict", Version: i64(de.Version), Conflicts: de.Conflicts})
+		return nil
+	}
+	if err != nil {
+		c.h.m.edits.WithLabelValues("refused").Inc()
+		return err
+	}
+	switch {
+	case res.Rebased:
+		c.h.m.edits.WithLabelValues("rebased").Inc()
+	case res.Committed:
+		c.h.m.edits.WithLabelValues("committed").Inc()
+	default:
+		c.h.m.edits.WithLabelValues("unchanged").Inc()
+	}
+	c.reply(outbound{ID: m.ID, Type: "ack", Version: i64(res.Version), Rebased: &res.Rebased})
+	return nil
+}
+
+func (c *conn) refresh(ctx context.Context, m inbound) error {
+	kind, id, err := parseChannel(m.Channel)
+	if err != nil {
+		return err
+	}
+	if kind != kindWidget {
+		return dsync.Invalid("channel", "widget", "", "refresh takes a widget channel")
+	}
+	w, err := c.h.svc.Widget(ctx, c.uid, id)
+	if err != nil {
+		return err
+	}
+	if c.h.cfg.Data != nil {
+		d, err := c.h.cfg.Data.Get(ctx, w, true)
+		if err != nil {
+			return err
+		}
+		if d != nil {
+			c.h.Publish(ctx, dsync.Event{Owner: c.uid, Channel: m.Channel, Type: "data", Payload: *d})
+		}
+	}
+	c.reply(outbound{ID: m.ID, Type: "refreshed", Channel: m.Channel})
+	return nil
+}
+
+func (c *conn) auth(m inbound) error {
+	id, err := c.h.cfg.Verify(m.Token)
+	if err != nil {
+		return dsync.Errorf(dsync.CodeUnauthorized, "the token is not valid")
+	}
+	if id.User != c.uid {
+		c.replyError(m.ID, dsync.Errorf(dsync.CodeForbidden, "the token is for another user"))
+		c.close(CloseForbidden, "token for another user", true)
+		return nil
+	}
+	c.mu.Lock()
+	c.exp = id.Exp
+	c.armExpiry()
+	c.mu.Unlock()
+	c.reply(outbound{ID: m.ID, Type: "authed", Exp: id.Exp.UTC().Format("2006-01-02T15:04:05.000Z07:00")})
+	return nil
+}
+
+// writeLoop writes queued frames, several messages per frame separated by '\n', and
+// performs the closing handshake when asked.
+func (c *conn) writeLoop() {
+	buf := make([]byte, 0, 4096)
+	write := func(first []byte, timeout time.Duration) error {
+		buf = append(buf[:0], first...)
+		n := 1
+	drain:
+		for len(buf) < c.h.cfg.MaxFrame {
+			select {
+			case b := <-c.queue:
+				buf = append(buf, '\n')
+				buf = append(buf, b...)
+				n++
+			default:
+				break drain
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := c.ws.Write(ctx, websocket.MessageText, buf); err != nil {
+			return err
+		}
+		c.h.m.messagesOut.Add(float64(n))
+		c.h.m.frames.Inc()
+		return nil
+	}
+	for {
+		select {
+		case b := <-c.queue:
+			if err := write(b, c.h.cfg.WriteTimeout); err != nil {
+				c.close(websocket.StatusAbnormalClosure, "", false)
+				_ = c.ws.CloseNow()
+				return
+			}
+		case <-c.closing:
+			if c.flush {
+			flush:
+				for {
+					select {
+					case b := <-c.queue:
+						if write(b, time.Second) != nil {
+							break flush
+						}
+					default:
+						break flush
+					}
+				}
+			}
+			if c.closeCode == websocket.StatusAbnormalClosure {
+				_ = c.ws.CloseNow()
+			} else {
+				_ = c.ws.Close(c.closeCode, c.closeMsg)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,345 @@
+package hub
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
+)
+
+// Identity is who a connection acts for, and until when its token is good.
+type Identity struct {
+	User string
+	Exp  time.Time
+}
+
+// Config wires a Hub. Service, Broker and Verify are required.
+type Config struct {
+	Service *dsync.Service
+	// Data answers widget subscriptions and refreshes; nil: widget channels answer
+	// with no data.
+	Data   *widgetdata.Service
+	Broker Broker
+	// Verify checks a token sent in an `auth` message.
+	Verify func(token string) (Identity, error)
+
+	Logger   *slog.Logger
+	Registry prometheus.Registerer
+
+	// QueueSize is the per-connection send queue, in messages; default 1024.
+	QueueSize int
+	// MaxSubscriptions per connection; default 100.
+	MaxSubscriptions int
+	// ReadLimit is the largest client frame in bytes; default 64 KiB.
+	ReadLimit int64
+	// PresenceInterval coalesces presence messages; default 250 ms.
+	PresenceInterval time.Duration
+	// SweepInterval is how often subscribed layouts are checked against the op log
+	// for versions whose message was lost with no later one to reveal the gap;
+	// default 2 s.
+	SweepInterval time.Duration
+	// WriteTimeout bounds one frame write; default 10 s.
+	WriteTimeout time.Duration
+	// MaxFrame bounds how many bytes of queued messages one frame carries; default 64 KiB.
+	MaxFrame int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Close codes (SPEC §5, §9). 1001, 1009 and 1013 mean "reconnect and resume"; 4001 and
+// 4003 mean "get a new token first".
+const (
+	CloseGoingAway     = websocket.StatusGoingAway
+	CloseTooBig        = websocket.StatusMessageTooBig
+	CloseTryAgainLater = websocket.StatusTryAgainLater
+	CloseTokenExpired  = websocket.StatusCode(4001)
+	CloseForbidden     = websocket.StatusCode(4003)
+)
+
+// Hub fans committed changes out to WebSocket subscribers. It implements
+// dsync.Publisher (what the edit pipeline announces) and Handler (what the broker
+// delivers).
+type Hub struct {
+	cfg Config
+	svc *dsync.Service
+	log *slog.Logger
+	m   *metrics
+
+	mu       sync.Mutex
+	conns    map[*conn]struct{}
+	channels map[string]*channel // by broker channel name
+	closing  bool
+	edits    sync.WaitGroup // in-flight edits, waited for at shutdown
+	connsWG  sync.WaitGroup
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	sweeper  sync.WaitGroup
+}
+
+var (
+	_ dsync.Publisher = (*Hub)(nil)
+	_ Handler         = (*Hub)(nil)
+)
+
+// New returns a Hub and starts its broker and its sweeper. Call Shutdown to stop it.
+func New(ctx context.Context, cfg Config) (*Hub, error) {
+	if cfg.Service == nil || cfg.Broker == nil || cfg.Verify == nil {
+		return nil, errors.New("hub: Service, Broker and Verify are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	if cfg.QueueSize <= 0 {
+		cfg.QueueSize = 1024
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = 100
+	}
+	if cfg.ReadLimit <= 0 {
+		cfg.ReadLimit = 64 << 10
+	}
+	if cfg.PresenceInterval <= 0 {
+		cfg.PresenceInterval = 250 * time.Millisecond
+	}
+	if cfg.SweepInterval <= 0 {
+		cfg.SweepInterval = 2 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 64 << 10
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	m, err := newMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, svc: cfg.Service, log: cfg.Logger, m: m,
+		conns: map[*conn]struct{}{}, channels: map[string]*channel{}, stop: make(chan struct{})}
+	if err := cfg.Broker.Start(ctx, h); err != nil {
+		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	h.sweeper.Add(1)
+	go h.sweep()
+	return h, nil
+}
+
+// Publish implements dsync.Publisher: the event's frame is encoded once and handed to
+// the broker. A failed publish is logged; the sweeper and the next version's gap
+// check repair layout deliveries from the op log.
+func (h *Hub) Publish(ctx context.Context, ev dsync.Event) {
+	var name string
+	var version int64
+	var frame []byte
+	switch ev.Type {
+	case "op":
+		_, id, _ := strings.Cut(ev.Channel, ":")
+		name, version, frame = ev.Channel, ev.Change.Version, opFrame(id, ev.Change)
+	case "widget":
+		name, frame = ev.Channel, encode(outbound{Type: "widget", Channel: ev.Channel, Widget: ev.Payload})
+	case "data":
+		d, _ := ev.Payload.(dsync.WidgetData)
+		raw := encode(d)
+		name, frame = ev.Channel, encode(outbound{Type: "data", Channel: ev.Channel, Data: rawPtr(raw)})
+	case "event":
+		out := outbound{Type: "event", Channel: kindUser, Event: ev.Name}
+		switch p := ev.Payload.(type) {
+		case dsync.LayoutSummary:
+			out.Layout = p
+		case dsync.Widget:
+			out.Widget = p
+		case dsync.Dashboard:
+			out.Dashboard = p
+		}
+		name, frame = userChannel(ev.Owner), encode(out)
+	default:
+		return
+	}
+	payload := make([]byte, 0, len(frame)+21)
+	payload = strconv.AppendInt(payload, version, 10)
+	payload = append(payload, ' ')
+	payload = append(payload, frame...)
+	if err := h.cfg.Broker.Publish(ctx, name, payload); err != nil {
+		h.m.publishErrors.Inc()
+		h.log.Warn("broker publish failed; subscribers will be repaired from the op log", "channel", name, "err", err)
+	}
+}
+
+func userChannel(owner string) string { return "user:" + owner }
+
+func rawPtr(b []byte) *json.RawMessage { r := json.RawMessage(b); return &r }
+
+// HandleMessage implements Handler.
+func (h *Hub) HandleMessage(name string, payload []byte) {
+	sp, frame, ok := strings.Cut(string(payload), " ")
+	if !ok {
+		return
+	}
+	version, err := strconv.ParseInt(sp, 10, 64)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	ch := h.channels[name]
+	h.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	ch.deliver(version, []byte(frame))
+}
+
+// HandleLoss implements Handler: every subscribed layout is re-read from the op log.
+func (h *Hub) HandleLoss() {
+	h.m.losses.Inc()
+	for _, ch := range h.layoutChannels() {
+		ch.catchUp()
+	}
+}
+
+func (h *Hub) layoutChannels() []*channel {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*channel, 0, len(h.channels))
+	for _, ch := range h.channels {
+		if ch.kind == kindLayout {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// sweep periodically checks every subscribed layout for versions the broker lost with
+// no later version to reveal the gap.
+func (h *Hub) sweep() {
+	defer h.sweeper.Done()
+	t := time.NewTicker(h.cfg.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case <-t.C:
+			for _, ch := range h.layoutChannels() {
+				ch.catchUp()
+			}
+		}
+	}
+}
+
+// ServeWS upgrades an authenticated request (the caller has checked the token and the
+// origin) and serves the connection until it closes.
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) {
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		http.Error(w, `{"error":{"code":"unavailable","message":"the server is shutting down"}}`, http.StatusServiceUnavailable)
+		return
+	}
+	h.connsWG.Add(1)
+	h.mu.Unlock()
+	defer h.connsWG.Done()
+	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
+	if err != nil {
+		h.log.Debug("websocket accept failed", "err", err)
+		return
+	}
+	c := newConn(h, ws, id)
+	h.mu.Lock()
+	if h.closing {
+		h.mu.Unlock()
+		_ = ws.Close(CloseGoingAway, "server shutting down")
+		return
+	}
+	h.conns[c] = struct{}{}
+	h.mu.Unlock()
+	h.m.connections.Inc()
+	c.run(r.Context())
+	h.m.connections.Dec()
+	h.mu.Lock()
+	delete(h.conns, c)
+	h.mu.Unlock()
+}
+
+// Connections returns how many connections user has open (all users for "").
+func (h *Hub) Connections(user string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if user == "" {
+		return len(h.conns)
+	}
+	n := 0
+	for c := range h.conns {
+		if c.user() == user {
+			n++
+		}
+	}
+	return n
+}
+
+// beginEdit registers an in-flight edit; it fails once shutdown has begun.
+func (h *Hub) beginEdit() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.edits.Add(1)
+	return true
+}
+
+// Shutdown stops accepting connections, lets in-flight edits commit, then closes
+// every connection with 1001 and waits for them (or for ctx). Calling it twice is safe.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing = true
+	h.mu.Unlock()
+	h.stopOnce.Do(func() { close(h.stop) })
+	h.sweeper.Wait()
+
+	edits := make(chan struct{})
+	go func() { h.edits.Wait(); close(edits) }()
+	select {
+	case <-edits:
+	case <-ctx.Done():
+	}
+
+	h.mu.Lock()
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.close(CloseGoingAway, "server shutting down", true)
+	}
+	done := make(chan struct{})
+	go func() { h.connsWG.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func newClientID() string { return "c-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12] }

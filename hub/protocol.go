@@ -1,0 +1,137 @@
+package hub
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	dsync "github.com/dashsync/dashsync/sync"
+)
+
+// inbound is every field a client message may carry (SPEC §5); unknown fields are
+// refused.
+type inbound struct {
+	ID      *int64     `json:"id"`
+	Type    string     `json:"type"`
+	Channel string     `json:"channel"`
+	Since   *int64     `json:"since"`
+	Base    *int64     `json:"base"`
+	EditID  string     `json:"editId"`
+	Ops     []dsync.Op `json:"ops"`
+	Force   bool       `json:"force"`
+	Token   string     `json:"token"`
+}
+
+// decodeInbound parses one client frame.
+func decodeInbound(b []byte) (inbound, error) {
+	var m inbound
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		var ute *json.UnmarshalTypeError
+		if errors.As(err, &ute) {
+			return m, dsync.Invalid(ute.Field, "type", ute.Type.String(), "%s must be of type %s", ute.Field, ute.Type)
+		}
+		return m, dsync.Errorf(dsync.CodeBadRequest, "the message is not a valid JSON object: %v", err)
+	}
+	if dec.More() {
+		return m, dsync.Errorf(dsync.CodeBadRequest, "one JSON message per frame")
+	}
+	return m, nil
+}
+
+// Channel kinds.
+const (
+	kindLayout = "layout"
+	kindWidget = "widget"
+	kindUser   = "user"
+)
+
+// parseChannel splits "layout:<id>", "widget:<id>" or "user".
+func parseChannel(ch string) (kind, id string, err error) {
+	if ch == kindUser {
+		return kindUser, "", nil
+	}
+	k, id, ok := strings.Cut(ch, ":")
+	if !ok || (k != kindLayout && k != kindWidget) || id == "" || len(id) > 64 || strings.ContainsAny(id, ": \t\n") {
+		return "", "", dsync.Invalid("channel", "channel", "", "channel must be layout:<id>, widget:<id> or user")
+	}
+	return k, id, nil
+}
+
+// Outbound messages (SPEC §5, §9). Fields are omitted when empty so each type carries
+// only its own.
+type outbound struct {
+	ID        *int64           `json:"id,omitempty"`
+	Type      string           `json:"type"`
+	Channel   string           `json:"channel,omitempty"`
+	Client    string           `json:"client,omitempty"`
+	User      string           `json:"user,omitempty"`
+	Version   *int64           `json:"version,omitempty"`
+	Rebased   *bool            `json:"rebased,omitempty"`
+	Snapshot  *dsync.Layout    `json:"snapshot,omitempty"`
+	Reset     bool             `json:"reset,omitempty"`
+	Ops       *[]versionOps    `json:"ops,omitempty"`
+	Data      *json.RawMessage `json:"data,omitempty"`
+	Presence  any              `json:"presence,omitempty"`
+	Conflicts []dsync.Conflict `json:"conflicts,omitempty"`
+	Error     *errorBody       `json:"error,omitempty"`
+	Exp       string           `json:"exp,omitempty"`
+	Event     string           `json:"event,omitempty"`
+	Layout    any              `json:"layout,omitempty"`
+	Widget    any              `json:"widget,omitempty"`
+	Dashboard any              `json:"dashboard,omitempty"`
+	Joined    []presenceClient `json:"joined,omitempty"`
+	Left      []presenceClient `json:"left,omitempty"`
+	Counts    *presenceCounts  `json:"counts,omitempty"`
+}
+
+// versionOps is one committed version in a resume reply.
+type versionOps struct {
+	Version int64      `json:"version"`
+	Ops     []dsync.Op `json:"ops"`
+	Author  string     `json:"author"`
+	Client  string     `json:"client,omitempty"`
+}
+
+type errorBody struct {
+	Code         dsync.Code         `json:"code"`
+	Message      string             `json:"message"`
+	Details      []dsync.FieldError `json:"details,omitempty"`
+	RetryAfterMs int64              `json:"retryAfterMs,omitempty"`
+}
+
+type presenceClient struct {
+	User   string `json:"user"`
+	Client string `json:"client"`
+}
+
+type presenceCounts struct {
+	Users   int `json:"users"`
+	Clients int `json:"clients"`
+}
+
+func encode(m any) []byte {
+	b, err := json.Marshal(m)
+	if err != nil {
+		// Every outbound type is plain data; failing here is a programming error.
+		panic(fmt.Sprintf("hub: encode %T: %v", m, err))
+	}
+	return b
+}
+
+// opFrame is the frame every subscriber of a layout receives for one committed version.
+func opFrame(layoutID string, c *dsync.Change) []byte {
+	return encode(struct {
+		Type    string     `json:"type"`
+		Channel string     `json:"channel"`
+		Version int64      `json:"version"`
+		Ops     []dsync.Op `json:"ops"`
+		Author  string     `json:"author"`
+		Client  string     `json:"client,omitempty"`
+	}{"op", kindLayout + ":" + layoutID, c.Version, c.Ops, c.Author, c.Client})
+}
+
+func i64(v int64) *int64 { return &v }
