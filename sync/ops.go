@@ -218,7 +218,7 @@ func setKey(s Settings, key string, i int, op Op) *Error {
 
 func intValue(i int, op Op) (int, *Error) {
 	var n int
-	if err := json.Unmarshal(op.Value, &n); err != nil {
+	if err := json.Unmarshal(op.Value, &n); err != nil || isNull(op.Value) {
 		return 0, opError(i, op, "value must be an integer")
 	}
 	return n, nil
@@ -226,7 +226,7 @@ func intValue(i int, op Op) (int, *Error) {
 
 func stringValue(i int, op Op) (string, *Error) {
 	var s string
-	if err := json.Unmarshal(op.Value, &s); err != nil {
+	if err := json.Unmarshal(op.Value, &s); err != nil || isNull(op.Value) {
 		return "", opError(i, op, "value must be a string")
 	}
 	return s, nil
@@ -286,7 +286,7 @@ func applyLayoutOp(l *Layout, i int, op Op, server bool) *Error {
 		l.Columns = n
 	case len(segs) == 1 && op.Op != OpRemove && segs[0] == "isDefault" && server:
 		var b bool
-		if err := json.Unmarshal(op.Value, &b); err != nil {
+		if err := json.Unmarshal(op.Value, &b); err != nil || isNull(op.Value) {
 			return opError(i, op, "value must be a boolean")
 		}
 		l.IsDefault = b
@@ -450,3 +450,5 @@ func setSourceKey(s *Source, key string, i int, op Op) *Error {
 	}
 	return nil
 }
+
+func isNull(v json.RawMessage) bool { return string(bytes.TrimSpace(v)) == "null" }

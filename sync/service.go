@@ -90,6 +90,10 @@ func NewService(store Store, o Options) *Service {
 	return s
 }
 
+// SetPublisher sets who is told of commits. It is for wiring, where the publisher
+// (the hub) needs the service first; call it before the service is in use.
+func (s *Service) SetPublisher(p Publisher) { s.pub = p }
+
 // Store returns the store the service commits to.
 func (s *Service) Store() Store { return s.store }
 

@@ -1,0 +1,73 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/dashsync/dashsync/internal/testpg"
+	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/storetest"
+	dsync "github.com/dashsync/dashsync/sync"
+)
+
+func TestConformance(t *testing.T) {
+	url := testpg.NewDatabase(t) // one database for the suite; cases use their own ids
+	storetest.Run(t, func(t testing.TB) dsync.Store {
+		t.Helper()
+		s, err := postgres.Open(t.Context(), url)
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	})
+}
+
+func TestOpen_UnreachableServerIsUnavailable(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(t.Context(), "postgres://postgres@127.0.0.1:1/dashsync?sslmode=disable&connect_timeout=2")
+	if got := dsync.ErrorCode(err); got != dsync.CodeUnavailable {
+		t.Errorf("Open: got %v (code %q), want code %q", err, got, dsync.CodeUnavailable)
+	}
+}
+
+func TestServerClosingConnectionsIsUnavailableThenRecovers(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	url := testpg.NewDatabase(t)
+	s, err := postgres.Open(ctx, url)
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
+
+	admin, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer admin.Close(ctx)
+	// Terminate every other session on the database (the pool's), waiting until they are gone.
+	if _, err := admin.Exec(ctx, `SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity
+		WHERE datname = current_database() AND pid <> pg_backend_pid()`); err != nil {
+		t.Fatalf("terminate: %v", err)
+	}
+
+	_, err = s.Layouts(ctx, "someone")
+	if got := dsync.ErrorCode(err); got != dsync.CodeUnavailable {
+		t.Errorf("Layouts on a terminated connection: got %v (code %q), want code %q", err, got, dsync.CodeUnavailable)
+	}
+	// The pool drops dead connections as it meets them and dials new ones.
+	for attempt := 1; ; attempt++ {
+		_, err := s.Layouts(ctx, "someone")
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("Layouts after the pool reconnects: got %v, want nil", err)
+		}
+	}
+}

@@ -1,0 +1,263 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+
+	"github.com/dashsync/dashsync/store/internal/storekit"
+	dsync "github.com/dashsync/dashsync/sync"
+)
+
+// queryer is what *sql.DB and *sql.Tx have in common.
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// reader implements dsync.Reader on the database or on a transaction.
+type reader struct {
+	s *Store
+	q queryer
+}
+
+// opLog names the op log table of one kind of object.
+type opLog struct {
+	kind, table, idCol string
+}
+
+var (
+	layoutLog = opLog{kind: "layout", table: "layout_changes", idCol: "layout_id"}
+	widgetLog = opLog{kind: "widget", table: "widget_changes", idCol: "widget_id"}
+)
+
+const (
+	layoutCols = `id, owner, name, is_default, columns, items, settings, version, created_at, updated_at`
+	widgetCols = `id, owner, type, title, source_kind, source_url, source_refresh_seconds,
+		source_ttl_seconds, source_data, settings, version, created_at, updated_at`
+	changeCols = `version, ops, doc, author, client, edit_id, rebased, restored_from, created_at`
+)
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanLayout(row scanner) (dsync.Layout, error) {
+	var (
+		l                dsync.Layout
+		items, settings  []byte
+		created, updated int64
+		isDefault        int64
+	)
+	if err := row.Scan(&l.ID, &l.Owner, &l.Name, &isDefault, &l.Columns, &items, &settings,
+		&l.Version, &created, &updated); err != nil {
+		return dsync.Layout{}, err
+	}
+	var err error
+	if l.Items, err = storekit.DecodeItems(items); err != nil {
+		return dsync.Layout{}, err
+	}
+	if l.Settings, err = storekit.DecodeSettings(settings); err != nil {
+		return dsync.Layout{}, err
+	}
+	l.IsDefault = isDefault != 0
+	l.CreatedAt = storekit.FromUnixMilli(created)
+	l.UpdatedAt = storekit.FromUnixMilli(updated)
+	return l, nil
+}
+
+func scanWidget(row scanner) (dsync.Widget, error) {
+	var (
+		w                dsync.Widget
+		data, settings   []byte
+		created, updated int64
+	)
+	if err := row.Scan(&w.ID, &w.Owner, &w.Type, &w.Title, &w.Source.Kind, &w.Source.URL,
+		&w.Source.RefreshSeconds, &w.Source.TTLSeconds, &data, &settings, &w.Version,
+		&created, &updated); err != nil {
+		return dsync.Widget{}, err
+	}
+	var err error
+	if w.Settings, err = storekit.DecodeSettings(settings); err != nil {
+		return dsync.Widget{}, err
+	}
+	w.Source.Data = storekit.RawJSON(data)
+	w.CreatedAt = storekit.FromUnixMilli(created)
+	w.UpdatedAt = storekit.FromUnixMilli(updated)
+	return w, nil
+}
+
+func scanChange(row scanner) (dsync.Change, error) {
+	var (
+		c            dsync.Change
+		ops, doc     []byte
+		editID       sql.NullString
+		rebased      int64
+		restoredFrom sql.NullInt64
+		created      int64
+	)
+	if err := row.Scan(&c.Version, &ops, &doc, &c.Author, &c.Client, &editID, &rebased,
+		&restoredFrom, &created); err != nil {
+		return dsync.Change{}, err
+	}
+	var err error
+	if c.Ops, err = storekit.DecodeOps(ops); err != nil {
+		return dsync.Change{}, err
+	}
+	c.Doc = storekit.RawJSON(doc)
+	c.EditID = editID.String
+	c.Rebased = rebased != 0
+	if restoredFrom.Valid {
+		v := restoredFrom.Int64
+		c.RestoredFrom = &v
+	}
+	c.Time = storekit.FromUnixMilli(created)
+	return c, nil
+}
+
+// Layout returns one of owner's layouts.
+func (r reader) Layout(ctx context.Context, owner, id string) (dsync.Layout, error) {
+	if r.s.closed.Load() {
+		return dsync.Layout{}, storekit.Closed()
+	}
+	l, err := scanLayout(r.q.QueryRowContext(ctx,
+		`SELECT `+layoutCols+` FROM layouts WHERE id = ? AND owner = ?`, id, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return dsync.Layout{}, storekit.NotFound("layout")
+	}
+	if err != nil {
+		return dsync.Layout{}, r.s.mapErr(ctx, "read layout", err)
+	}
+	return l, nil
+}
+
+// Layouts returns owner's layouts, oldest first.
+func (r reader) Layouts(ctx context.Context, owner string) ([]dsync.Layout, error) {
+	return queryAll(ctx, r, "list layouts", scanLayout,
+		`SELECT `+layoutCols+` FROM layouts WHERE owner = ? ORDER BY created_at, id`, owner)
+}
+
+// LayoutChanges returns a layout's kept changes with after < version <= upTo.
+func (r reader) LayoutChanges(ctx context.Context, layoutID string, after, upTo int64) ([]dsync.Change, error) {
+	return r.changes(ctx, layoutLog, layoutID, after, upTo)
+}
+
+// LayoutHistory returns up to limit kept changes with version < before, newest first.
+func (r reader) LayoutHistory(ctx context.Context, layoutID string, before int64, limit int) ([]dsync.Change, error) {
+	if limit <= 0 {
+		return []dsync.Change{}, nil
+	}
+	return queryAll(ctx, r, "read layout history", scanChange,
+		`SELECT `+changeCols+` FROM layout_changes WHERE layout_id = ? AND version < ?
+		 ORDER BY version DESC LIMIT ?`, layoutID, before, limit)
+}
+
+// LayoutChangeByEdit returns the kept change of a layout committed with editID.
+func (r reader) LayoutChangeByEdit(ctx context.Context, layoutID, editID string) (dsync.Change, error) {
+	return r.changeByEdit(ctx, layoutLog, layoutID, editID)
+}
+
+// Widget returns one of owner's widgets.
+func (r reader) Widget(ctx context.Context, owner, id string) (dsync.Widget, error) {
+	if r.s.closed.Load() {
+		return dsync.Widget{}, storekit.Closed()
+	}
+	w, err := scanWidget(r.q.QueryRowContext(ctx,
+		`SELECT `+widgetCols+` FROM widgets WHERE id = ? AND owner = ?`, id, owner))
+	if errors.Is(err, sql.ErrNoRows) {
+		return dsync.Widget{}, storekit.NotFound("widget")
+	}
+	if err != nil {
+		return dsync.Widget{}, r.s.mapErr(ctx, "read widget", err)
+	}
+	return w, nil
+}
+
+// Widgets returns owner's widgets, oldest first.
+func (r reader) Widgets(ctx context.Context, owner string) ([]dsync.Widget, error) {
+	return queryAll(ctx, r, "list widgets", scanWidget,
+		`SELECT `+widgetCols+` FROM widgets WHERE owner = ? ORDER BY created_at, id`, owner)
+}
+
+// WidgetChanges returns a widget's kept changes with after < version <= upTo.
+func (r reader) WidgetChanges(ctx context.Context, widgetID string, after, upTo int64) ([]dsync.Change, error) {
+	return r.changes(ctx, widgetLog, widgetID, after, upTo)
+}
+
+// WidgetChangeByEdit returns the kept change of a widget committed with editID.
+func (r reader) WidgetChangeByEdit(ctx context.Context, widgetID, editID string) (dsync.Change, error) {
+	return r.changeByEdit(ctx, widgetLog, widgetID, editID)
+}
+
+// Dashboard returns owner's dashboard state, or the empty one at version 0.
+func (r reader) Dashboard(ctx context.Context, owner string) (dsync.Dashboard, error) {
+	if r.s.closed.Load() {
+		return dsync.Dashboard{}, storekit.Closed()
+	}
+	var (
+		current sql.NullString
+		prefs   []byte
+		version int64
+	)
+	err := r.q.QueryRowContext(ctx,
+		`SELECT current_layout_id, preferences, version FROM dashboards WHERE owner = ?`, owner).
+		Scan(&current, &prefs, &version)
+	if errors.Is(err, sql.ErrNoRows) {
+		return storekit.EmptyDashboard(owner), nil
+	}
+	if err != nil {
+		return dsync.Dashboard{}, r.s.mapErr(ctx, "read dashboard", err)
+	}
+	d := dsync.Dashboard{Owner: owner, Preferences: storekit.DecodePreferences(prefs), Version: version}
+	if current.Valid {
+		d.CurrentLayoutID = &current.String
+	}
+	return d, nil
+}
+
+func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
+	return queryAll(ctx, r, "read "+log.kind+" changes", scanChange,
+		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = ? AND version > ? AND version <= ?
+		 ORDER BY version`, id, after, upTo)
+}
+
+func (r reader) changeByEdit(ctx context.Context, log opLog, id, editID string) (dsync.Change, error) {
+	if r.s.closed.Load() {
+		return dsync.Change{}, storekit.Closed()
+	}
+	if editID == "" {
+		return dsync.Change{}, storekit.NotFound(log.kind + " change")
+	}
+	c, err := scanChange(r.q.QueryRowContext(ctx,
+		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = ? AND edit_id = ?`, id, editID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return dsync.Change{}, storekit.NotFound(log.kind + " change")
+	}
+	if err != nil {
+		return dsync.Change{}, r.s.mapErr(ctx, "read "+log.kind+" change", err)
+	}
+	return c, nil
+}
+
+// queryAll runs a query and scans every row; the result is never nil.
+func queryAll[T any](ctx context.Context, r reader, op string, scan func(scanner) (T, error), query string, args ...any) ([]T, error) {
+	if r.s.closed.Load() {
+		return nil, storekit.Closed()
+	}
+	rows, err := r.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, r.s.mapErr(ctx, op, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, r.s.mapErr(ctx, op, err)
+		}
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, r.s.mapErr(ctx, op, err)
+	}
+	return out, nil
+}
