@@ -28,13 +28,16 @@ type Reader interface {
 	// WidgetChangeByEdit is LayoutChangeByEdit for a widget.
 	WidgetChangeByEdit(ctx context.Context, widgetID, editID string) (Change, error)
 
-	// Dashboard returns owner's dashboard state; one never saved is the zero Dashboard
-	// with Owner set and Version 0.
+	// Dashboard returns owner's dashboard state; one never saved has Version 0, no
+	// current layout and Preferences {}.
 	Dashboard(ctx context.Context, owner string) (Dashboard, error)
 }
 
 // Tx is a store transaction: reads see its own writes, and nothing of it is visible to
-// others before it commits. Writes are compare-and-swap on the version.
+// others before it commits. Writes are compare-and-swap on the version. ErrStale and
+// ErrDuplicateEdit may arrive wrapped (in a *Error with CodeVersionConflict): test for
+// them with errors.Is. A write that fails with one of them, or with CodeNotFound, wrote
+// nothing and leaves the Tx usable.
 type Tx interface {
 	Reader
 
@@ -67,7 +70,9 @@ type Tx interface {
 type Store interface {
 	Reader
 	// InTx runs fn in one transaction and commits when fn returns nil; otherwise it
-	// rolls back and returns fn's error unchanged. It never retries.
+	// rolls back and returns fn's error unchanged. It never retries. When the
+	// connection drops during the commit the outcome is unknown (CodeUnavailable):
+	// edits carry an editId so that a resend is answered from the op log.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
 	// Ping checks that the store answers.
 	Ping(ctx context.Context) error
