@@ -364,12 +364,9 @@ func (c *conn) refresh(ctx context.Context, m inbound) error {
 		return err
 	}
 	if c.h.cfg.Data != nil {
-		d, err := c.h.cfg.Data.Get(ctx, w, true)
-		if err != nil {
+		// A fetched or pushed result is published by the data service as `data`.
+		if _, err := c.h.cfg.Data.Get(ctx, w, true); err != nil {
 			return err
-		}
-		if d != nil {
-			c.h.Publish(ctx, dsync.Event{Owner: c.uid, Channel: m.Channel, Type: "data", Payload: *d})
 		}
 	}
 	c.reply(outbound{ID: m.ID, Type: "refreshed", Channel: m.Channel})

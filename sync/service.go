@@ -94,6 +94,14 @@ func NewService(store Store, o Options) *Service {
 // (the hub) needs the service first; call it before the service is in use.
 func (s *Service) SetPublisher(p Publisher) { s.pub = p }
 
+// Publish hands ev to the service's publisher (none set: dropped). Producers of events
+// outside the pipeline (widget data) announce through it, so one publisher is wired.
+func (s *Service) Publish(ctx context.Context, ev Event) {
+	if s.pub != nil {
+		s.pub.Publish(ctx, ev)
+	}
+}
+
 // Store returns the store the service commits to.
 func (s *Service) Store() Store { return s.store }
 
@@ -149,10 +157,8 @@ func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 		if err != nil {
 			return err
 		}
-		if s.pub != nil {
-			for _, ev := range t.events {
-				s.pub.Publish(ctx, ev)
-			}
+		for _, ev := range t.events {
+			s.Publish(ctx, ev)
 		}
 		return nil
 	}

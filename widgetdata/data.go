@@ -48,6 +48,9 @@ type Options struct {
 	Concurrency int
 	// FetchTimeout is the per-widget deadline of a fetch; default 5s.
 	FetchTimeout time.Duration
+	// Publisher is told of every new data (pushed or fetched) as a "data" event on
+	// the widget's channel; nil: nobody.
+	Publisher dsync.Publisher
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -189,6 +192,9 @@ func (s *Service) store(ctx context.Context, w dsync.Widget, raw json.RawMessage
 	}
 	if err := s.cache.Set(ctx, lastKey(w), b, ttl+s.o.StaleFor); err != nil {
 		return dsync.WidgetData{}, dsync.Unavailable(fmt.Errorf("write cache: %w", err))
+	}
+	if s.o.Publisher != nil {
+		s.o.Publisher.Publish(ctx, dsync.Event{Owner: w.Owner, Channel: "widget:" + w.ID, Type: "data", Payload: d})
 	}
 	return d, nil
 }

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashsync/dashsync/widgetdata"
 	"github.com/dashsync/dashsync/store/memory"
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
 )
 
 type clock struct {
