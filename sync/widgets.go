@@ -99,7 +99,11 @@ func (d WidgetDoc) over(base Widget) Widget {
 		out.Title = *d.Title
 	}
 	if d.Source != nil {
-		out.Source = *d.Source
+		// Defaults are filled before the diff, so an omitted refreshSeconds is not
+		// recorded as a change to 0. Bad data is left for validation to refuse.
+		src := *d.Source
+		_ = normalizeSource(&src)
+		out.Source = src
 	}
 	if d.Settings != nil {
 		out.Settings = d.Settings

@@ -1,0 +1,369 @@
+package api_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/internal/testpg"
+	"github.com/dashsync/dashsync/store/memory"
+	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/sqlite"
+	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
+)
+
+func TestMain(m *testing.M) {
+	gin.SetMode(gin.TestMode)
+	os.Exit(m.Run())
+}
+
+// backend opens a fresh store of one kind for a test.
+type backend struct {
+	name string
+	open func(t testing.TB) dsync.Store
+}
+
+var backends = []backend{
+	{"sqlite", func(t testing.TB) dsync.Store {
+		t.Helper()
+		s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dashsync.db"))
+		if err != nil {
+			t.Fatalf("open sqlite: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}},
+	{"postgres", func(t testing.TB) dsync.Store {
+		t.Helper()
+		url := testpg.NewDatabase(t)
+		s, err := postgres.Open(context.Background(), url)
+		if err != nil {
+			t.Fatalf("open postgres: %v", err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}},
+}
+
+// testCase is one behaviour of the REST suite; it gets a server of its backend to
+// itself only through fresh users, so cases run in parallel on one server.
+type testCase struct {
+	name string
+	run  func(t *testing.T, h *harness)
+}
+
+// suites are the REST test cases, one list per resource (see the *_test.go files).
+var suites = [][]testCase{authCases, healthCases, layoutCases, widgetCases, dashboardCases, inputCases}
+
+// TestREST runs the whole REST suite against a real server on each store backend.
+func TestREST(t *testing.T) {
+	t.Parallel()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, b.open(t))
+			for _, suite := range suites {
+				for _, tc := range suite {
+					t.Run(tc.name, func(t *testing.T) {
+						t.Parallel()
+						tc.run(t, h)
+					})
+				}
+			}
+		})
+	}
+}
+
+// testSources accepts the basic kinds and two fetched test kinds: "test.echo" answers
+// {"id": <widget id>}, "test.fail" always fails.
+type testSources struct{}
+
+func (testSources) CheckSource(src dsync.Source) error {
+	if src.Kind == "test.echo" || src.Kind == "test.fail" {
+		return nil
+	}
+	return dsync.BasicSources{}.CheckSource(src)
+}
+
+var testFetchers = map[string]widgetdata.Fetcher{
+	"test.echo": widgetdata.FetcherFunc(func(_ context.Context, w dsync.Widget) (json.RawMessage, error) {
+		return json.Marshal(map[string]string{"id": w.ID})
+	}),
+	"test.fail": widgetdata.FetcherFunc(func(context.Context, dsync.Widget) (json.RawMessage, error) {
+		return nil, errors.New("the test source always fails")
+	}),
+}
+
+// harness is a real HTTP server (httptest) over a real store.
+type harness struct {
+	url      string
+	secret   []byte
+	store    dsync.Store
+	registry *prometheus.Registry
+	logs     *syncBuffer
+}
+
+// newHarness starts a server on store; change adjusts its Config.
+func newHarness(t testing.TB, store dsync.Store, change ...func(*api.Config)) *harness {
+	t.Helper()
+	h := &harness{secret: []byte(rand.Text() + rand.Text()), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := api.Config{
+		Service:   dsync.NewService(store, dsync.Options{Sources: testSources{}, Logger: log}),
+		Data:      widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: testFetchers, Logger: log}),
+		JWTSecret: h.secret,
+		Logger:    log,
+		Registry:  h.registry,
+	}
+	for _, f := range change {
+		f(&cfg)
+	}
+	srv := httptest.NewServer(api.New(cfg))
+	t.Cleanup(srv.Close)
+	h.url = srv.URL
+	return h
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// client is one user talking to the server.
+type client struct {
+	h     *harness
+	user  string
+	token string
+}
+
+// newUser returns a client for a fresh user, so that parallel cases never meet.
+func (h *harness) newUser(t testing.TB) *client {
+	t.Helper()
+	user := "u-" + strings.ToLower(rand.Text()[:12])
+	return &client{h: h, user: user, token: h.token(t, user, time.Hour)}
+}
+
+func (h *harness) token(t testing.TB, user string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := api.MintToken(h.secret, user, ttl)
+	if err != nil {
+		t.Fatalf("mint token: %v", err)
+	}
+	return tok
+}
+
+// resp is an answer, read whole.
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// do sends a request with the client's token. body is nil (none), a string or []byte
+// (sent as is) or anything else (sent as JSON).
+func (c *client) do(t testing.TB, method, path string, body any) *resp {
+	t.Helper()
+	return c.h.do(t, method, path, body, map[string]string{"Authorization": "Bearer " + c.token})
+}
+
+func (h *harness) do(t testing.TB, method, path string, body any, header map[string]string) *resp {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	case []byte:
+		r = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("encode body: %v", err)
+		}
+		r = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, h.url+path, r)
+	if err != nil {
+		t.Fatalf("new request: %v", err)
+	}
+	if r != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("%s %s: read body: %v", method, path, err)
+	}
+	return &resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+// want checks the status and, when v is not nil, decodes the body into it.
+func (r *resp) want(t testing.TB, status int, v any) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("got status %d, want %d; body: %s", r.status, status, r.body)
+	}
+	if v != nil {
+		if err := json.Unmarshal(r.body, v); err != nil {
+			t.Fatalf("decode %s: %v", r.body, err)
+		}
+	}
+}
+
+// errorBody is the contract's error answer.
+type errorBody struct {
+	Error struct {
+		Code         string             `json:"code"`
+		Message      string             `json:"message"`
+		Details      []dsync.FieldError `json:"details"`
+		RetryAfterMs int64              `json:"retryAfterMs"`
+	} `json:"error"`
+	Current   json.RawMessage  `json:"current"`
+	Conflicts []dsync.Conflict `json:"conflicts"`
+}
+
+// wantError checks an error answer's status and code, and returns its body.
+func (r *resp) wantError(t testing.TB, status int, code string) errorBody {
+	t.Helper()
+	var e errorBody
+	r.want(t, status, &e)
+	if e.Error.Code != code {
+		t.Fatalf("got error code %q, want %q; body: %s", e.Error.Code, code, r.body)
+	}
+	if e.Error.Message == "" {
+		t.Fatalf("error without a message: %s", r.body)
+	}
+	return e
+}
+
+// wantDetail checks that an error names field (and rule, when not empty).
+func (e errorBody) wantDetail(t testing.TB, field, rule string) {
+	t.Helper()
+	for _, d := range e.Error.Details {
+		if d.Field == field && (rule == "" || d.Rule == rule) {
+			return
+		}
+	}
+	t.Fatalf("got details %+v, want one with field %q rule %q", e.Error.Details, field, rule)
+}
+
+// layout is a layout as the API answers it.
+type layout struct {
+	ID        string                `json:"id"`
+	Name      string                `json:"name"`
+	IsDefault bool                  `json:"isDefault"`
+	Columns   int                   `json:"columns"`
+	Items     map[string]dsync.Item `json:"items"`
+	Settings  map[string]any        `json:"settings"`
+	Version   int64                 `json:"version"`
+	CreatedAt string                `json:"createdAt"`
+	UpdatedAt string                `json:"updatedAt"`
+	Rebased   *bool                 `json:"rebased,omitempty"`
+}
+
+type widget struct {
+	ID       string         `json:"id"`
+	Type     string         `json:"type"`
+	Title    string         `json:"title"`
+	Source   dsync.Source   `json:"source"`
+	Settings map[string]any `json:"settings"`
+	Version  int64          `json:"version"`
+	Rebased  *bool          `json:"rebased,omitempty"`
+}
+
+// createWidget creates a widget of kind ("static" or "push" or a test kind).
+func (c *client) createWidget(t testing.TB, kind string) widget {
+	t.Helper()
+	src := map[string]any{"kind": kind}
+	if kind == "static" {
+		src["data"] = map[string]int{"value": 42}
+	}
+	var w widget
+	c.do(t, "POST", "/api/dashboard/widgets", map[string]any{"type": "stat", "title": "T", "source": src}).
+		want(t, http.StatusCreated, &w)
+	return w
+}
+
+// createLayout creates a layout placing the widgets at (0,0,2,2), (2,0,2,2), ….
+func (c *client) createLayout(t testing.TB, name string, widgets ...string) layout {
+	t.Helper()
+	items := map[string]dsync.Item{}
+	for i, id := range widgets {
+		items[id] = dsync.Item{X: (2 * i) % 12, Y: 2 * ((2 * i) / 12), W: 2, H: 2}
+	}
+	var l layout
+	c.do(t, "POST", "/api/dashboard/layouts", map[string]any{"name": name, "columns": 12, "items": items}).
+		want(t, http.StatusCreated, &l)
+	return l
+}
+
+// getLayout reads a layout.
+func (c *client) getLayout(t testing.TB, id string) layout {
+	t.Helper()
+	var l layout
+	c.do(t, "GET", "/api/dashboard/layouts/"+id, nil).want(t, http.StatusOK, &l)
+	return l
+}
+
+// snapshot is the raw state of what a request might change: used to show that a
+// refused request changed nothing.
+func (c *client) snapshot(t testing.TB, paths ...string) []string {
+	t.Helper()
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		r := c.do(t, "GET", p, nil)
+		out[i] = fmt.Sprintf("%d %s", r.status, r.body)
+	}
+	return out
+}
+
+// wantUnchanged compares a snapshot taken before a request with the state after it.
+func (c *client) wantUnchanged(t testing.TB, before []string, paths ...string) {
+	t.Helper()
+	after := c.snapshot(t, paths...)
+	for i := range before {
+		if before[i] != after[i] {
+			t.Fatalf("GET %s changed:\nbefore: %s\nafter:  %s", paths[i], before[i], after[i])
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

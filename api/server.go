@@ -1,0 +1,178 @@
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/go-playground/validator/v10"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dashsync/dashsync/hub"
+	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
+)
+
+// Check is a named readiness check (GET /readyz): Redis reachable, say. It must
+// return within ctx's deadline; a non-nil error makes the server not ready.
+type Check struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config holds what a Server needs. Service, Data and JWTSecret are required; the
+// other fields have the documented defaults.
+type Config struct {
+	// Service runs the domain operations. Required. Its store's Ping is the "store"
+	// readiness check.
+	Service *dsync.Service
+	// Data answers widget data reads, pushes and clears. Required.
+	Data *widgetdata.Service
+	// JWTSecret verifies tokens (HS256). Required.
+	JWTSecret []byte
+	// Logger receives one line per request and every internal error in full; nil
+	// discards.
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is what /metrics serves; nil: a registry
+	// of the server's own.
+	Registry *prometheus.Registry
+	// Checks are readiness checks besides the store (Redis, say), reported by name.
+	Checks []Check
+	// ReadyTimeout bounds each readiness check; default 2s.
+	ReadyTimeout time.Duration
+	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes (1 MiB).
+	MaxBodyBytes int64
+	// Now is the clock tokens are checked against; default time.Now.
+	Now func() time.Time
+	// Hub serves GET /api/ws; nil: the route answers 503.
+	Hub *hub.Hub
+	// AllowedOrigins are the origins (scheme://host[:port], or "*") allowed to open a
+	// WebSocket besides the server's own host; requests without Origin are allowed.
+	AllowedOrigins []string
+	// MaxConnsPerUser bounds a user's WebSockets on this instance; 0: unlimited.
+	MaxConnsPerUser int
+}
+
+// Server is dashsync's HTTP API: the REST routes of SPEC §4, health, readiness and
+// metrics. It implements http.Handler and is safe for concurrent use.
+type Server struct {
+	svc       *dsync.Service
+	data      *widgetdata.Service
+	secret    []byte
+	log       *slog.Logger
+	registry  *prometheus.Registry
+	checks    []Check
+	readyWait time.Duration
+	maxBody   int64
+	now       func() time.Time
+	validator *validator.Validate
+	hub       *hub.Hub
+	origins   []string
+	maxConns  int
+	metrics   *metrics
+	engine    *gin.Engine
+}
+
+// New returns a Server with every route registered. It panics when a required
+// dependency is missing: that is a wiring mistake, not a runtime condition.
+func New(cfg Config) *Server {
+	switch {
+	case cfg.Service == nil:
+		panic("api.New: Config.Service is required")
+	case cfg.Data == nil:
+		panic("api.New: Config.Data is required")
+	case len(cfg.JWTSecret) == 0:
+		panic("api.New: Config.JWTSecret is required")
+	}
+	s := &Server{
+		svc:       cfg.Service,
+		data:      cfg.Data,
+		secret:    cfg.JWTSecret,
+		log:       cfg.Logger,
+		registry:  cfg.Registry,
+		checks:    cfg.Checks,
+		readyWait: cfg.ReadyTimeout,
+		maxBody:   cfg.MaxBodyBytes,
+		now:       cfg.Now,
+		validator: newValidator(),
+		hub:       cfg.Hub,
+		origins:   cfg.AllowedOrigins,
+		maxConns:  cfg.MaxConnsPerUser,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.registry == nil {
+		s.registry = prometheus.NewRegistry()
+	}
+	if s.readyWait <= 0 {
+		s.readyWait = 2 * time.Second
+	}
+	if s.maxBody <= 0 {
+		s.maxBody = DefaultMaxBodyBytes
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.metrics = newMetrics(s.registry)
+	s.engine = s.routes()
+	return s
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.ServeHTTP(w, r) }
+
+// routes registers every route, per resource. Static segments (/widgets/batch) are
+// registered beside parameters (/widgets/:id); gin's tree prefers the static one.
+func (s *Server) routes() *gin.Engine {
+	r := gin.New()
+	r.Use(s.requestID, s.observe, s.recoverPanic)
+	r.NoRoute(func(c *gin.Context) {
+		s.writeError(c, dsync.Errorf(dsync.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
+	})
+
+	r.GET("/healthz", s.handleHealth)
+	r.GET("/readyz", s.handleReady)
+	r.GET("/metrics", s.handleMetrics())
+
+	api := r.Group("/api", s.authenticate, s.saneParams)
+	s.routeDashboard(api)
+	s.routeWidgets(api.Group("/dashboard/widgets"))
+	s.routeLayouts(api.Group("/dashboard/layouts"))
+	api.GET("/dashboard/templates", s.handleTemplateList)
+	api.GET("/ws", s.handleWebSocket)
+	return r
+}
+
+func (s *Server) routeDashboard(g *gin.RouterGroup) {
+	g.GET("/dashboard", s.handleDashboardGet)
+	g.POST("/dashboard", s.handleDashboardSave)
+	g.PUT("/dashboard", s.handleDashboardUpdate)
+}
+
+func (s *Server) routeWidgets(g *gin.RouterGroup) {
+	g.GET("", s.handleWidgetList)
+	g.POST("", s.handleWidgetCreate)
+	g.GET("/batch", s.handleWidgetBatchGet)
+	g.POST("/batch", s.handleWidgetBatchPost)
+	g.GET("/:id", s.handleWidgetGet)
+	g.POST("/:id", s.handleWidgetUpdate)
+	g.DELETE("/:id", s.handleWidgetDelete)
+	g.PUT("/:id/data", s.handleWidgetDataPut)
+}
+
+func (s *Server) routeLayouts(g *gin.RouterGroup) {
+	g.GET("", s.handleLayoutList)
+	g.POST("", s.handleLayoutCreate)
+	g.PUT("", s.handleLayoutBulkUpdate)
+	g.GET("/:id", s.handleLayoutGet)
+	g.PUT("/:id", s.handleLayoutUpdate)
+	g.PATCH("/:id", s.handleLayoutPatch)
+	g.DELETE("/:id", s.handleLayoutDelete)
+	g.POST("/:id", s.handleLayoutClone)
+	g.POST("/:id/default", s.handleLayoutSetDefault)
+	g.GET("/:id/versions", s.handleLayoutHistory)
+	g.POST("/:id/versions/:v/restore", s.handleLayoutRestore)
+}

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// storeConfig says where the data lives: Postgres at DatabaseURL, else a SQLite file
+// in DataDir.
+type storeConfig struct {
+	DatabaseURL string
+	DataDir     string
+}
+
+// serveConfig is everything `dashsync serve` reads from its flags and environment.
+type serveConfig struct {
+	storeConfig
+	Addr           string
+	RedisURL       string
+	JWTSecret      string
+	AllowedOrigins []string
+	Dev            bool
+	// Rates are per second (burst twice that); 0 is unlimited.
+	RateREST, RateWS, RateEdits float64
+	MaxConnsPerUser             int
+	LogFormat                   string // "json" or "text"
+	LogLevel                    slog.Level
+	ShutdownTimeout             time.Duration
+}
+
+// addStoreFlags registers the flags every command that opens the store shares.
+func addStoreFlags(fs *flagSet) *storeConfig {
+	c := &storeConfig{}
+	fs.StringVar(&c.DatabaseURL, "database-url", env(fs, "DASHSYNC_DATABASE_URL", ""),
+		usage("Postgres URL; empty: an embedded SQLite file in --data-dir", "DASHSYNC_DATABASE_URL"))
+	fs.StringVar(&c.DataDir, "data-dir", env(fs, "DASHSYNC_DATA_DIR", "./data"),
+		usage("directory of the embedded database and the --dev secret", "DASHSYNC_DATA_DIR"))
+	return c
+}
+
+func env(fs *flagSet, name, def string) string {
+	if v := fs.getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseServe(args []string, stderr io.Writer, getenv func(string) string) (serveConfig, error) {
+	fs := newFlagSet("serve", stderr, getenv)
+	sc := addStoreFlags(fs)
+	addr := fs.string("addr", "DASHSYNC_ADDR", "127.0.0.1:8080", "address to listen on")
+	redisURL := fs.string("redis-url", "DASHSYNC_REDIS_URL", "", "Redis URL; empty: in-process cache and broker")
+	secret := fs.string("jwt-secret", "DASHSYNC_JWT_SECRET", "", "HS256 secret tokens are signed with; required unless --dev")
+	origins := fs.string("allowed-origins", "DASHSYNC_ALLOWED_ORIGINS", "", "comma-separated origins allowed to open a WebSocket; empty: same host only")
+	dev := fs.bool("dev", "DASHSYNC_DEV", false, "development mode: generate and keep a secret in --data-dir, print a token")
+	rateREST := fs.float("rate-rest", "DASHSYNC_RATE_REST", 100, "REST requests per second per user (burst twice that; 0 unlimited)")
+	rateWS := fs.float("rate-ws", "DASHSYNC_RATE_WS", 100, "WebSocket messages per second per connection (0 unlimited)")
+	rateEdits := fs.float("rate-edits", "DASHSYNC_RATE_EDITS", 100, "edits per second per user (0 unlimited)")
+	maxConns := fs.int("max-conns-per-user", "DASHSYNC_MAX_CONNS_PER_USER", 0, "WebSocket connections per user (0 unlimited)")
+	logFormat := fs.string("log-format", "DASHSYNC_LOG_FORMAT", "", "log format, json or text; default text with --dev, else json")
+	logLevel := fs.string("log-level", "DASHSYNC_LOG_LEVEL", "info", "log level: debug, info, warn or error")
+	shutdown := fs.duration("shutdown-timeout", "DASHSYNC_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for requests in flight")
+	if err := fs.parse(args); err != nil {
+		return serveConfig{}, err
+	}
+	c := serveConfig{
+		storeConfig: *sc, Addr: *addr, RedisURL: *redisURL, JWTSecret: *secret, Dev: *dev,
+		RateREST: *rateREST, RateWS: *rateWS, RateEdits: *rateEdits, MaxConnsPerUser: *maxConns,
+		LogFormat: *logFormat, ShutdownTimeout: *shutdown,
+	}
+	for o := range strings.SplitSeq(*origins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			c.AllowedOrigins = append(c.AllowedOrigins, o)
+		}
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "json"
+		if c.Dev {
+			c.LogFormat = "text"
+		}
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		return serveConfig{}, fmt.Errorf("--log-format %q: want json or text", c.LogFormat)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
+		return serveConfig{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
+	}
+	for name, r := range map[string]float64{"rate-rest": c.RateREST, "rate-ws": c.RateWS, "rate-edits": c.RateEdits} {
+		if r < 0 {
+			return serveConfig{}, fmt.Errorf("--%s %v: want a number ≥ 0", name, r)
+		}
+	}
+	if c.MaxConnsPerUser < 0 {
+		return serveConfig{}, fmt.Errorf("--max-conns-per-user %d: want an integer ≥ 0", c.MaxConnsPerUser)
+	}
+	if c.ShutdownTimeout <= 0 {
+		return serveConfig{}, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.ShutdownTimeout)
+	}
+	return c, nil
+}
+
+// migrateConfig is `dashsync migrate [up|status]`.
+type migrateConfig struct {
+	storeConfig
+	Action string // "up" or "status"
+}
+
+func parseMigrate(args []string, stderr io.Writer, getenv func(string) string) (migrateConfig, error) {
+	action := "up"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		action, args = args[0], args[1:]
+	}
+	if action != "up" && action != "status" {
+		return migrateConfig{}, fmt.Errorf("migrate %q: want up or status", action)
+	}
+	fs := newFlagSet("migrate "+action, stderr, getenv)
+	sc := addStoreFlags(fs)
+	if err := fs.parse(args); err != nil {
+		return migrateConfig{}, err
+	}
+	return migrateConfig{storeConfig: *sc, Action: action}, nil
+}
+
+// tokenConfig is `dashsync token`.
+type tokenConfig struct {
+	User      string
+	TTL       time.Duration
+	JWTSecret string
+	Dev       bool
+	DataDir   string
+}
+
+func parseToken(args []string, stderr io.Writer, getenv func(string) string) (tokenConfig, error) {
+	fs := newFlagSet("token", stderr, getenv)
+	user := fs.String("user", "", "the user id (the token's sub); required")
+	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
+	secret := fs.string("jwt-secret", "DASHSYNC_JWT_SECRET", "", "HS256 secret to sign with")
+	dev := fs.bool("dev", "DASHSYNC_DEV", false, "sign with the secret `serve --dev` keeps in --data-dir")
+	dataDir := fs.string("data-dir", "DASHSYNC_DATA_DIR", "./data", "directory of the --dev secret")
+	if err := fs.parse(args); err != nil {
+		return tokenConfig{}, err
+	}
+	if *user == "" {
+		return tokenConfig{}, fmt.Errorf("token: --user is required")
+	}
+	if *ttl <= 0 {
+		return tokenConfig{}, fmt.Errorf("token: --ttl %v: want a positive duration", *ttl)
+	}
+	return tokenConfig{User: *user, TTL: *ttl, JWTSecret: *secret, Dev: *dev, DataDir: *dataDir}, nil
+}

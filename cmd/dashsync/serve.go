@@ -1,0 +1,196 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/store/memory"
+	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/sqlite"
+	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
+)
+
+// sqliteFile is the embedded database's file name in the data dir.
+const sqliteFile = "dashsync.db"
+
+// devTokenTTL is how long the token printed by serve --dev lives.
+const devTokenTTL = 24 * time.Hour
+
+func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// sqlitePath returns the embedded database's path, creating the data dir.
+func sqlitePath(dataDir string) (string, error) {
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", fmt.Errorf("create data dir: %w", err)
+	}
+	return filepath.Join(dataDir, sqliteFile), nil
+}
+
+// openStore opens the configured store, applying pending migrations.
+func openStore(ctx context.Context, c storeConfig) (dsync.Store, string, error) {
+	if c.DatabaseURL != "" {
+		s, err := postgres.Open(ctx, c.DatabaseURL)
+		if err != nil {
+			return nil, "", fmt.Errorf("open postgres: %w", err)
+		}
+		return s, "postgres", nil
+	}
+	path, err := sqlitePath(c.DataDir)
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := sqlite.Open(ctx, path)
+	if err != nil {
+		return nil, "", err
+	}
+	return s, "sqlite " + path, nil
+}
+
+// serve runs the server until ctx is cancelled, then shuts it down: it stops
+// accepting, waits up to the shutdown timeout for requests in flight, and closes
+// the store.
+func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err error) {
+	log := newLogger(stderr, c.LogFormat, c.LogLevel)
+	if c.RedisURL != "" {
+		return errors.New("--redis-url: this build does not speak to Redis yet; leave it empty for the in-process cache and broker")
+	}
+	secret, generated, err := jwtSecret(c.JWTSecret, c.Dev, c.DataDir)
+	if err != nil {
+		return err
+	}
+	if generated {
+		log.Info("generated a JWT secret for --dev", "file", filepath.Join(c.DataDir, devSecretFile))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		log.Warn("the JWT secret is shorter than 32 bytes: tokens are easier to forge")
+	}
+
+	store, where, err := openStore(ctx, c.storeConfig)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := store.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close store: %w", cerr)
+		}
+		if err != nil {
+			log.Error("stopped", "err", err)
+			return
+		}
+		log.Info("stopped")
+	}()
+	log.Info("store open", "store", where)
+
+	cache := memory.NewCache(0, nil)
+	defer cache.Close()
+	registry := prometheus.NewRegistry()
+	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	svc := dsync.NewService(store, dsync.Options{Logger: log})
+	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
+	broker := memory.NewBroker()
+	defer broker.Close()
+	h, err := hub.New(ctx, hub.Config{
+		Service: svc, Data: data, Broker: broker, Logger: log, Registry: registry,
+		Verify: func(tok string) (hub.Identity, error) {
+			user, exp, err := api.VerifyToken(secret, tok, time.Now())
+			return hub.Identity{User: user, Exp: exp}, err
+		},
+	})
+	if err != nil {
+		return err
+	}
+	svc.SetPublisher(h)
+	handler := api.New(api.Config{
+		Service:         svc,
+		Data:            data,
+		Hub:             h,
+		JWTSecret:       secret,
+		Logger:          log,
+		Registry:        registry,
+		AllowedOrigins:  c.AllowedOrigins,
+		MaxConnsPerUser: c.MaxConnsPerUser,
+	})
+
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+
+	url := "http://" + displayAddr(ln.Addr())
+	log.Info("listening", "addr", ln.Addr().String())
+	fmt.Fprintf(stdout, "dashsync listening on %s\n", url)
+	if c.Dev {
+		tok, err := api.MintToken(secret, "dev", devTokenTTL)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "dev token (user dev, valid %s): %s\n", devTokenTTL, tok)
+		fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/api/dashboard\n", tok, url)
+	}
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", c.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.ShutdownTimeout)
+	defer cancel()
+	// WebSockets first: no new upgrades, in-flight edits commit, then every
+	// connection is closed with 1001 (its clients reconnect and resume elsewhere).
+	if err := h.Shutdown(sctx); err != nil {
+		log.Warn("websocket shutdown did not finish in time", "err", err)
+	}
+	if err := srv.Shutdown(sctx); err != nil {
+		_ = srv.Close()
+		<-served
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// displayAddr is the address to print for clients: an unspecified IP (listening on
+// every interface) is shown as the loopback address.
+func displayAddr(a net.Addr) string {
+	tcp, ok := a.(*net.TCPAddr)
+	if !ok {
+		return a.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}

@@ -1,0 +1,162 @@
+// Package testenv starts real dashsync servers for tests: a store (SQLite in a temp dir
+// or a fresh Postgres database), the service, the widget data service, the hub on a
+// broker, and the API on an httptest server on loopback, wired as cmd/dashsync wires
+// them. Several servers can share one store and one broker bus to play instances.
+package testenv
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/testpg"
+	"github.com/dashsync/dashsync/internal/wsclient"
+	"github.com/dashsync/dashsync/store/memory"
+	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/sqlite"
+	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
+)
+
+// Secret signs the tokens of every test server.
+var Secret = []byte("testenv-secret-0123456789abcdef")
+
+// Backends are the store implementations every suite runs on.
+var Backends = []string{"sqlite", "postgres"}
+
+// ForEachBackend runs fn as a subtest per backend, in parallel.
+func ForEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
+	for _, b := range Backends {
+		t.Run(b, func(t *testing.T) {
+			t.Parallel()
+			fn(t, b)
+		})
+	}
+}
+
+// OpenStore opens a fresh store of the backend, closed at cleanup.
+func OpenStore(t testing.TB, backend string) dsync.Store {
+	t.Helper()
+	ctx := context.Background()
+	var (
+		st  dsync.Store
+		err error
+	)
+	switch backend {
+	case "sqlite":
+		st, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "dashsync.db"))
+	case "postgres":
+		st, err = postgres.Open(ctx, testpg.NewDatabase(t))
+	default:
+		t.Fatalf("unknown backend %q", backend)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+// Options configure a Server. Zero values: a fresh SQLite store, an in-process broker.
+type Options struct {
+	Backend string
+	// Store is shared with other servers when set (several instances).
+	Store dsync.Store
+	// Broker carries messages; default an in-process broker of its own.
+	Broker hub.Broker
+	// Hub adjusts the hub's configuration before it starts.
+	Hub func(*hub.Config)
+	// API adjusts the API's configuration.
+	API func(*api.Config)
+	// Retention is the op log retention (0: default).
+	Retention int
+}
+
+// Server is a running dashsync server.
+type Server struct {
+	URL     string // http://127.0.0.1:port
+	WSURL   string // ws://127.0.0.1:port/api/ws
+	Store   dsync.Store
+	Service *dsync.Service
+	Hub     *hub.Hub
+	HTTP    *httptest.Server
+}
+
+// New starts a server, shut down at cleanup.
+func New(t testing.TB, o Options) *Server {
+	t.Helper()
+	if o.Backend == "" {
+		o.Backend = "sqlite"
+	}
+	st := o.Store
+	if st == nil {
+		st = OpenStore(t, o.Backend)
+	}
+	if o.Broker == nil {
+		o.Broker = memory.NewBroker()
+	}
+	log := slog.New(slog.DiscardHandler)
+	reg := prometheus.NewRegistry()
+	svc := dsync.NewService(st, dsync.Options{Retention: o.Retention, Logger: log})
+	cache := memory.NewCache(0, nil)
+	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
+	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Logger: log, Registry: reg,
+		Verify: func(tok string) (hub.Identity, error) {
+			u, exp, err := api.VerifyToken(Secret, tok, time.Now())
+			return hub.Identity{User: u, Exp: exp}, err
+		}}
+	if o.Hub != nil {
+		o.Hub(&hcfg)
+	}
+	h, err := hub.New(context.Background(), hcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.SetPublisher(h)
+	acfg := api.Config{Service: svc, Data: data, Hub: h, JWTSecret: Secret, Logger: log, Registry: reg}
+	if o.API != nil {
+		o.API(&acfg)
+	}
+	srv := httptest.NewServer(api.New(acfg))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+		srv.Close()
+		_ = o.Broker.Close()
+		_ = cache.Close()
+	})
+	return &Server{URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/ws",
+		Store: st, Service: svc, Hub: h, HTTP: srv}
+}
+
+// Token returns a token for user valid for an hour.
+func Token(t testing.TB, user string) string {
+	t.Helper()
+	tok, err := api.MintToken(Secret, user, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Dial opens a WebSocket for user, closed at cleanup.
+func (s *Server) Dial(t testing.TB, user string, onMsg func(wsclient.Msg)) *wsclient.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: Token(t, user), OnMessage: onMsg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
