@@ -77,9 +77,10 @@ build: ## Build every command in ./cmd/... into bin/ (bin/dashsync, ...)
 	$(GO) build $(GO_FLAGS) -o $(BIN_DIR)/ ./cmd/...
 
 .PHONY: run
-run: ## Run the dev server: go run ./cmd/dashsync serve --dev (data in ./data)
-	@mkdir -p $(DATA_DIR)
-	$(GO) run $(GO_FLAGS) ./cmd/dashsync $(RUN_ARGS)
+run: ## Build and run the dev server: dashsync serve --dev (data in ./data)
+	@mkdir -p $(DATA_DIR) $(BIN_DIR)
+	$(GO) build $(GO_FLAGS) -o $(BIN_DIR)/dashsync ./cmd/dashsync
+	@exec $(BIN_DIR)/dashsync $(RUN_ARGS)
 
 # ---------------------------------------------------------------------------
 # Tests
