@@ -145,8 +145,7 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 }
 
 // Publish implements dsync.Publisher: the event's frame is encoded once and handed to
-// the broker. A failed publish is logged; the sweeper and the next version's gap
-// check repair layout deliveries from the op log.
+// the broker. When the broker cannot publish, local subscribers are served directly.
 func (h *Hub) Publish(ctx context.Context, ev dsync.Event) {
 	var name string
 	var version int64
@@ -180,8 +179,11 @@ func (h *Hub) Publish(ctx context.Context, ev dsync.Event) {
 	payload = append(payload, ' ')
 	payload = append(payload, frame...)
 	if err := h.cfg.Broker.Publish(ctx, name, payload); err != nil {
+		// This instance's own subscribers still get it; other instances catch up from
+		// the op log once their broker reports the loss (or their sweeper runs).
 		h.m.publishErrors.Inc()
-		h.log.Warn("broker publish failed; subscribers will be repaired from the op log", "channel", name, "err", err)
+		h.log.Warn("broker publish failed; delivering locally", "channel", name, "err", err)
+		h.HandleMessage(name, payload)
 	}
 }
 

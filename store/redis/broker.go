@@ -1,0 +1,242 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/dashsync/dashsync/hub"
+)
+
+var _ hub.Broker = (*Broker)(nil)
+
+// ErrClosed is returned by a Broker after Close, or before Start.
+var ErrClosed = errors.New("redis broker closed or not started")
+
+// BrokerOptions configure a Broker.
+type BrokerOptions struct {
+	// Prefix is put before every channel name; default "dashsync:".
+	Prefix string
+	// SubscribeWait bounds how long Subscribe waits for Redis to confirm; past it, the
+	// subscription stays pending (go-redis renews it on reconnect) and a loss is
+	// reported once the connection is back. Default 2s.
+	SubscribeWait time.Duration
+	// PingEvery is how often an idle subscription connection is checked; default 5s.
+	PingEvery time.Duration
+	Logger    *slog.Logger
+}
+
+// Broker is the hub.Broker on Redis pub/sub: one subscription connection per instance,
+// subscribed only to the channels that have local subscribers. Redis pub/sub is at
+// most once; when the subscription connection breaks, go-redis reconnects and
+// resubscribes, and the broker then reports a possible loss (Handler.HandleLoss) so
+// that the hub re-reads the op log.
+type Broker struct {
+	rdb *goredis.Client
+	o   BrokerOptions
+
+	mu      sync.Mutex
+	h       hub.Handler
+	ps      *goredis.PubSub
+	waiters map[string][]chan struct{} // channel → Subscribe calls awaiting confirmation
+	lost    bool                       // a loss is to be reported once the connection is back
+	closed  bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+// NewBroker returns a broker on rdb. The caller keeps ownership of rdb.
+func NewBroker(rdb *goredis.Client, o BrokerOptions) *Broker {
+	if o.Prefix == "" {
+		o.Prefix = "dashsync:"
+	}
+	if o.SubscribeWait <= 0 {
+		o.SubscribeWait = 2 * time.Second
+	}
+	if o.PingEvery <= 0 {
+		o.PingEvery = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return &Broker{rdb: rdb, o: o, waiters: map[string][]chan struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// Start implements hub.Broker: it opens the subscription connection and starts the
+// receive loop.
+func (b *Broker) Start(ctx context.Context, h hub.Handler) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return ErrClosed
+	}
+	if b.h != nil {
+		return errors.New("redis broker already started")
+	}
+	b.h = h
+	b.ps = b.rdb.Subscribe(context.WithoutCancel(ctx))
+	go b.receive()
+	return nil
+}
+
+func (b *Broker) receive() {
+	defer close(b.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-b.stop
+		cancel()
+	}()
+	for {
+		msg, err := b.ps.ReceiveTimeout(ctx, b.o.PingEvery)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var nerr interface{ Timeout() bool }
+			if errors.As(err, &nerr) && nerr.Timeout() {
+				// Idle: a ping proves the connection (its pong comes back here).
+				if perr := b.ps.Ping(ctx); perr != nil {
+					b.markLost(perr)
+				}
+				continue
+			}
+			b.markLost(err)
+			select {
+			case <-time.After(100 * time.Millisecond): // go-redis reconnects on the next receive
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		b.recovered()
+		switch m := msg.(type) {
+		case *goredis.Message:
+			if name, ok := strings.CutPrefix(m.Channel, b.o.Prefix); ok {
+				b.h.HandleMessage(name, []byte(m.Payload))
+			}
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" {
+				b.confirm(m.Channel)
+			}
+		}
+	}
+}
+
+func (b *Broker) markLost(err error) {
+	b.mu.Lock()
+	first := !b.lost
+	b.lost = true
+	b.mu.Unlock()
+	if first {
+		b.o.Logger.Warn("redis subscription connection lost; deliveries will be repaired from the op log", "err", err)
+	}
+}
+
+// recovered reports a loss, once, after the connection works again. go-redis has
+// resubscribed before any reply is read, so everything published from now on arrives.
+func (b *Broker) recovered() {
+	b.mu.Lock()
+	lost := b.lost
+	b.lost = false
+	h := b.h
+	b.mu.Unlock()
+	if lost {
+		b.o.Logger.Info("redis subscription connection back; re-reading subscribed layouts")
+		go h.HandleLoss()
+	}
+}
+
+func (b *Broker) confirm(channel string) {
+	b.mu.Lock()
+	ws := b.waiters[channel]
+	delete(b.waiters, channel)
+	b.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+// Publish implements hub.Broker.
+func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
+	if b.isClosed() {
+		return ErrClosed
+	}
+	return b.rdb.Publish(ctx, b.o.Prefix+channel, payload).Err()
+}
+
+func (b *Broker) isClosed() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.closed || b.h == nil
+}
+
+// Subscribe implements hub.Broker. It waits for Redis to confirm; if Redis does not
+// answer in time the subscription stays pending and a loss will be reported when the
+// connection is back, so Subscribe still returns nil: the instance keeps serving its
+// local subscribers meanwhile.
+func (b *Broker) Subscribe(ctx context.Context, channel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	full := b.o.Prefix + channel
+	w := make(chan struct{})
+	b.mu.Lock()
+	if b.closed || b.h == nil {
+		b.mu.Unlock()
+		return ErrClosed
+	}
+	b.waiters[full] = append(b.waiters[full], w)
+	b.mu.Unlock()
+	err := b.ps.Subscribe(ctx, full)
+	if err == nil {
+		select {
+		case <-w:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(b.o.SubscribeWait):
+			err = errors.New("no confirmation from redis")
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	b.markLost(err)
+	return nil
+}
+
+// Unsubscribe implements hub.Broker.
+func (b *Broker) Unsubscribe(ctx context.Context, channel string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if b.isClosed() {
+		return ErrClosed
+	}
+	return b.ps.Unsubscribe(ctx, b.o.Prefix+channel)
+}
+
+// Close implements hub.Broker; calling it twice is safe.
+func (b *Broker) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	started := b.h != nil
+	b.mu.Unlock()
+	if !started {
+		return nil
+	}
+	close(b.stop)
+	err := b.ps.Close()
+	<-b.done
+	return err
+}
