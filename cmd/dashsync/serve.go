@@ -14,11 +14,13 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/redis"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
@@ -71,9 +73,6 @@ func openStore(ctx context.Context, c storeConfig) (dsync.Store, string, error) 
 // the store.
 func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err error) {
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	if c.RedisURL != "" {
-		return errors.New("--redis-url: this build does not speak to Redis yet; leave it empty for the in-process cache and broker")
-	}
 	secret, generated, err := jwtSecret(c.JWTSecret, c.Dev, c.DataDir)
 	if err != nil {
 		return err
@@ -107,8 +106,11 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc := dsync.NewService(store, dsync.Options{Logger: log})
 	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
-	broker := memory.NewBroker()
-	defer broker.Close()
+	broker, checks, closeBroker, err := openBroker(ctx, c.RedisURL, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
 	h, err := hub.New(ctx, hub.Config{
 		Service: svc, Data: data, Broker: broker, Logger: log, Registry: registry,
 		Verify: func(tok string) (hub.Identity, error) {
@@ -127,6 +129,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		JWTSecret:       secret,
 		Logger:          log,
 		Registry:        registry,
+		Checks:          checks,
 		AllowedOrigins:  c.AllowedOrigins,
 		MaxConnsPerUser: c.MaxConnsPerUser,
 	})
@@ -193,4 +196,29 @@ func displayAddr(a net.Addr) string {
 		ip = net.IPv4(127, 0, 0, 1)
 	}
 	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}
+
+// openBroker returns the in-process broker, or with a Redis URL the Redis broker and
+// the Redis readiness check. Redis being down at start is not fatal: the instance
+// serves its own sockets and catches up when Redis is back.
+func openBroker(ctx context.Context, redisURL string, log *slog.Logger) (hub.Broker, []api.Check, func(), error) {
+	if redisURL == "" {
+		b := memory.NewBroker()
+		return b, nil, func() { _ = b.Close() }, nil
+	}
+	opt, err := goredis.ParseURL(redisURL)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	rdb := goredis.NewClient(opt)
+	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := rdb.Ping(pctx).Err(); err != nil {
+		log.Warn("redis does not answer; serving local connections until it does", "addr", opt.Addr, "err", err)
+	} else {
+		log.Info("redis connected", "addr", opt.Addr)
+	}
+	b := redis.NewBroker(rdb, redis.BrokerOptions{Logger: log})
+	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
+	return b, []api.Check{check}, func() { _ = b.Close(); _ = rdb.Close() }, nil
 }
