@@ -2,7 +2,6 @@ package hub
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -26,8 +25,8 @@ type channel struct {
 	dead   bool  // removed from the hub; a subscriber finding it dead looks again
 	ready  bool  // subscribed at the broker
 	last   int64 // layouts: last version delivered
-	joined []presenceClient
-	left   []presenceClient
+	joined []PresenceEntry
+	left   []PresenceEntry
 	timer  *time.Timer
 }
 
@@ -118,6 +117,10 @@ func (ch *channel) deliver(version int64, frame []byte) {
 		}
 		return
 	}
+	if version == presenceVersion {
+		ch.presenceDeltaLocked(frame)
+		return
+	}
 	if version <= ch.last {
 		ch.h.m.duplicates.Inc()
 		return
@@ -194,53 +197,6 @@ func (ch *channel) sendLocked(version int64, frame []byte) {
 	ch.h.m.deliveries.Add(float64(len(ch.subs)))
 }
 
-// presenceLocked lists the subscribers per user (counts above 1,000 clients).
-func (ch *channel) presenceLocked() any {
-	if len(ch.subs) > 1000 {
-		users := map[string]bool{}
-		for c := range ch.subs {
-			users[c.user()] = true
-		}
-		return presenceCounts{Users: len(users), Clients: len(ch.subs)}
-	}
-	by := map[string][]string{}
-	for c := range ch.subs {
-		by[c.user()] = append(by[c.user()], c.id)
-	}
-	type entry struct {
-		User    string   `json:"user"`
-		Clients []string `json:"clients"`
-	}
-	out := make([]entry, 0, len(by))
-	for u, cs := range by {
-		slices.Sort(cs)
-		out = append(out, entry{User: u, Clients: cs})
-	}
-	slices.SortFunc(out, func(a, b entry) int {
-		if a.User < b.User {
-			return -1
-		}
-		if a.User > b.User {
-			return 1
-		}
-		return 0
-	})
-	return out
-}
-
-// presenceChangeLocked records a join or leave and schedules one coalesced message.
-func (ch *channel) presenceChangeLocked(c *conn, joined bool) {
-	pc := presenceClient{User: c.user(), Client: c.id}
-	if joined {
-		ch.joined = append(ch.joined, pc)
-	} else {
-		ch.left = append(ch.left, pc)
-	}
-	if ch.timer == nil {
-		ch.timer = time.AfterFunc(ch.h.cfg.PresenceInterval, ch.flushPresence)
-	}
-}
-
 func (ch *channel) flushPresence() {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
@@ -249,15 +205,16 @@ func (ch *channel) flushPresence() {
 		return
 	}
 	var frame []byte
-	if len(ch.subs) > 1000 {
-		counts := ch.presenceLocked().(presenceCounts)
+	if n := len(ch.joined) + len(ch.left); n > 1000 || len(ch.subs) > 1000 {
+		// Past 1,000 clients the lists would dwarf the edits: counts instead.
+		counts, _ := ch.h.presenceList(context.Background(), ch.id).(presenceCounts)
 		frame = encode(outbound{Type: "presence", Channel: ch.name, Counts: &counts})
 	} else {
 		frame = encode(struct {
-			Type    string           `json:"type"`
-			Channel string           `json:"channel"`
-			Joined  []presenceClient `json:"joined"`
-			Left    []presenceClient `json:"left"`
+			Type    string          `json:"type"`
+			Channel string          `json:"channel"`
+			Joined  []PresenceEntry `json:"joined"`
+			Left    []PresenceEntry `json:"left"`
 		}{"presence", ch.name, nonNil(ch.joined), nonNil(ch.left)})
 	}
 	ch.joined, ch.left = nil, nil
@@ -266,9 +223,9 @@ func (ch *channel) flushPresence() {
 	}
 }
 
-func nonNil(p []presenceClient) []presenceClient {
+func nonNil(p []PresenceEntry) []PresenceEntry {
 	if p == nil {
-		return []presenceClient{}
+		return []PresenceEntry{}
 	}
 	return p
 }

@@ -225,7 +225,17 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 // subscribeLayout joins the layout's channel and answers with a snapshot, or with the
 // versions after since (or a reset snapshot when the log no longer has them). The
 // reply is queued under the channel's lock, so no version after it can overtake it.
-func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) error {
+func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err error) {
+	me := PresenceEntry{User: c.uid, Client: c.id}
+	if err := c.h.cfg.Presence.Join(ctx, id, me); err != nil {
+		c.h.log.Warn("presence join failed", "layout", id, "err", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = c.h.cfg.Presence.Leave(context.WithoutCancel(ctx), id, c.id)
+		}
+	}()
+	presence := c.h.presenceList(ctx, id)
 	ch := c.h.acquire(m.Channel, kindLayout, id, c.uid)
 	if err := ch.ensureReady(ctx); err != nil {
 		ch.releaseLocked()
@@ -263,12 +273,12 @@ func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) error 
 	// A version newer than what the channel delivered may already be in the store:
 	// the subscriber has it from this reply, and its cursor skips it when it arrives.
 	ch.subs[c] = &sub{cursor: l.Version}
-	ch.presenceChangeLocked(c, true)
-	out.Presence = ch.presenceLocked()
+	out.Presence = presence
 	c.reply(out)
 	ch.mu.Unlock()
 	c.track(m.Channel, ch)
 	c.h.m.subscriptions.Inc()
+	c.h.publishRaw(ctx, m.Channel, presenceVersion, encode(presenceDelta{Joined: []PresenceEntry{me}}))
 	return nil
 }
 
@@ -300,14 +310,17 @@ func (c *conn) unsubscribe(m inbound) error {
 // leave removes the connection from a channel it had joined.
 func (c *conn) leave(ch *channel) {
 	ch.mu.Lock()
-	if _, ok := ch.subs[c]; ok {
+	_, ok := ch.subs[c]
+	if ok {
 		delete(ch.subs, c)
 		c.h.m.subscriptions.Dec()
-		if ch.kind == kindLayout {
-			ch.presenceChangeLocked(c, false)
-		}
 	}
 	ch.releaseLocked()
+	if ok && ch.kind == kindLayout {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c.h.announcePresence(ctx, ch.id, PresenceEntry{User: c.uid, Client: c.id}, false)
+	}
 }
 
 func (c *conn) edit(ctx context.Context, m inbound) error {

@@ -35,6 +35,8 @@ type Config struct {
 	Broker Broker
 	// Verify checks a token sent in an `auth` message.
 	Verify func(token string) (Identity, error)
+	// Presence keeps who is on each layout (across instances with Redis).
+	Presence Presence
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -51,6 +53,9 @@ type Config struct {
 	// for versions whose message was lost with no later one to reveal the gap;
 	// default 2 s.
 	SweepInterval time.Duration
+	// PresenceRefresh is how often this instance renews its clients' presence
+	// entries and expires those of dead instances; default 5 s.
+	PresenceRefresh time.Duration
 	// WriteTimeout bounds one frame write; default 10 s.
 	WriteTimeout time.Duration
 	// MaxFrame bounds how many bytes of queued messages one frame carries; default 64 KiB.
@@ -97,8 +102,8 @@ var (
 
 // New returns a Hub and starts its broker and its sweeper. Call Shutdown to stop it.
 func New(ctx context.Context, cfg Config) (*Hub, error) {
-	if cfg.Service == nil || cfg.Broker == nil || cfg.Verify == nil {
-		return nil, errors.New("hub: Service, Broker and Verify are required")
+	if cfg.Service == nil || cfg.Broker == nil || cfg.Verify == nil || cfg.Presence == nil {
+		return nil, errors.New("hub: Service, Broker, Presence and Verify are required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -120,6 +125,9 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = 2 * time.Second
+	}
+	if cfg.PresenceRefresh <= 0 {
+		cfg.PresenceRefresh = 5 * time.Second
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
@@ -174,13 +182,20 @@ func (h *Hub) Publish(ctx context.Context, ev dsync.Event) {
 	default:
 		return
 	}
+	h.publishRaw(ctx, name, version, frame)
+}
+
+// publishRaw hands one frame to the broker, prefixed with its version ("<version>
+// <frame>"; 0 for unversioned channels, presenceVersion for presence changes). When the
+// broker cannot publish, this instance's own subscribers are served directly; other
+// instances catch up from the op log once their broker reports the loss (or their
+// sweeper runs).
+func (h *Hub) publishRaw(ctx context.Context, name string, version int64, frame []byte) {
 	payload := make([]byte, 0, len(frame)+21)
 	payload = strconv.AppendInt(payload, version, 10)
 	payload = append(payload, ' ')
 	payload = append(payload, frame...)
 	if err := h.cfg.Broker.Publish(ctx, name, payload); err != nil {
-		// This instance's own subscribers still get it; other instances catch up from
-		// the op log once their broker reports the loss (or their sweeper runs).
 		h.m.publishErrors.Inc()
 		h.log.Warn("broker publish failed; delivering locally", "channel", name, "err", err)
 		h.HandleMessage(name, payload)
@@ -231,11 +246,13 @@ func (h *Hub) layoutChannels() []*channel {
 }
 
 // sweep periodically checks every subscribed layout for versions the broker lost with
-// no later version to reveal the gap.
+// no later version to reveal the gap, and renews this instance's presence entries.
 func (h *Hub) sweep() {
 	defer h.sweeper.Done()
 	t := time.NewTicker(h.cfg.SweepInterval)
 	defer t.Stop()
+	p := time.NewTicker(h.cfg.PresenceRefresh)
+	defer p.Stop()
 	for {
 		select {
 		case <-h.stop:
@@ -244,6 +261,12 @@ func (h *Hub) sweep() {
 			for _, ch := range h.layoutChannels() {
 				ch.catchUp()
 			}
+		case <-p.C:
+			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.PresenceRefresh)
+			for _, ch := range h.layoutChannels() {
+				h.refreshPresence(ctx, ch)
+			}
+			cancel()
 		}
 	}
 }

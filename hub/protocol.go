@@ -83,8 +83,6 @@ type outbound struct {
 	Layout    any              `json:"layout,omitempty"`
 	Widget    any              `json:"widget,omitempty"`
 	Dashboard any              `json:"dashboard,omitempty"`
-	Joined    []presenceClient `json:"joined,omitempty"`
-	Left      []presenceClient `json:"left,omitempty"`
 	Counts    *presenceCounts  `json:"counts,omitempty"`
 }
 
@@ -101,11 +99,6 @@ type errorBody struct {
 	Message      string             `json:"message"`
 	Details      []dsync.FieldError `json:"details,omitempty"`
 	RetryAfterMs int64              `json:"retryAfterMs,omitempty"`
-}
-
-type presenceClient struct {
-	User   string `json:"user"`
-	Client string `json:"client"`
 }
 
 type presenceCounts struct {

@@ -106,13 +106,13 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc := dsync.NewService(store, dsync.Options{Logger: log})
 	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
-	broker, checks, closeBroker, err := openBroker(ctx, c.RedisURL, log)
+	broker, presence, checks, closeBroker, err := openBroker(ctx, c.RedisURL, log)
 	if err != nil {
 		return err
 	}
 	defer closeBroker()
 	h, err := hub.New(ctx, hub.Config{
-		Service: svc, Data: data, Broker: broker, Logger: log, Registry: registry,
+		Service: svc, Data: data, Broker: broker, Presence: presence, Logger: log, Registry: registry,
 		Verify: func(tok string) (hub.Identity, error) {
 			user, exp, err := api.VerifyToken(secret, tok, time.Now())
 			return hub.Identity{User: user, Exp: exp}, err
@@ -198,17 +198,17 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 }
 
-// openBroker returns the in-process broker, or with a Redis URL the Redis broker and
-// the Redis readiness check. Redis being down at start is not fatal: the instance
-// serves its own sockets and catches up when Redis is back.
-func openBroker(ctx context.Context, redisURL string, log *slog.Logger) (hub.Broker, []api.Check, func(), error) {
+// openBroker returns the in-process broker and presence, or with a Redis URL the Redis
+// ones and the Redis readiness check. Redis being down at start is not fatal: the
+// instance serves its own sockets and catches up when Redis is back.
+func openBroker(ctx context.Context, redisURL string, log *slog.Logger) (hub.Broker, hub.Presence, []api.Check, func(), error) {
 	if redisURL == "" {
 		b := memory.NewBroker()
-		return b, nil, func() { _ = b.Close() }, nil
+		return b, memory.NewPresence(0, nil), nil, func() { _ = b.Close() }, nil
 	}
 	opt, err := goredis.ParseURL(redisURL)
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("--redis-url: %w", err)
+		return nil, nil, nil, nil, fmt.Errorf("--redis-url: %w", err)
 	}
 	rdb := goredis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -220,5 +220,5 @@ func openBroker(ctx context.Context, redisURL string, log *slog.Logger) (hub.Bro
 	}
 	b := redis.NewBroker(rdb, redis.BrokerOptions{Logger: log})
 	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
-	return b, []api.Check{check}, func() { _ = b.Close(); _ = rdb.Close() }, nil
+	return b, redis.NewPresence(rdb, "", 0), []api.Check{check}, func() { _ = b.Close(); _ = rdb.Close() }, nil
 }

@@ -72,6 +72,8 @@ type Options struct {
 	Store dsync.Store
 	// Broker carries messages; default an in-process broker of its own.
 	Broker hub.Broker
+	// Presence keeps who is on each layout; default an in-process one of its own.
+	Presence hub.Presence
 	// Hub adjusts the hub's configuration before it starts.
 	Hub func(*hub.Config)
 	// API adjusts the API's configuration.
@@ -103,12 +105,15 @@ func New(t testing.TB, o Options) *Server {
 	if o.Broker == nil {
 		o.Broker = memory.NewBroker()
 	}
+	if o.Presence == nil {
+		o.Presence = memory.NewPresence(0, nil)
+	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	svc := dsync.NewService(st, dsync.Options{Retention: o.Retention, Logger: log})
 	cache := memory.NewCache(0, nil)
 	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
-	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Logger: log, Registry: reg,
+	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Presence: o.Presence, Logger: log, Registry: reg,
 		Verify: func(tok string) (hub.Identity, error) {
 			u, exp, err := api.VerifyToken(Secret, tok, time.Now())
 			return hub.Identity{User: u, Exp: exp}, err
