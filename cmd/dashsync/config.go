@@ -20,6 +20,7 @@ type serveConfig struct {
 	storeConfig
 	Addr           string
 	RedisURL       string
+	RedisPrefix    string
 	JWTSecret      string
 	AllowedOrigins []string
 	Dev            bool
@@ -53,6 +54,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	sc := addStoreFlags(fs)
 	addr := fs.string("addr", "DASHSYNC_ADDR", "127.0.0.1:8080", "address to listen on")
 	redisURL := fs.string("redis-url", "DASHSYNC_REDIS_URL", "", "Redis URL; empty: in-process cache and broker")
+	redisPrefix := fs.string("redis-prefix", "DASHSYNC_REDIS_PREFIX", "dashsync:", "prefix of every Redis key and channel (instances of one cluster share it)")
 	secret := fs.string("jwt-secret", "DASHSYNC_JWT_SECRET", "", "HS256 secret tokens are signed with; required unless --dev")
 	origins := fs.string("allowed-origins", "DASHSYNC_ALLOWED_ORIGINS", "", "comma-separated origins allowed to open a WebSocket; empty: same host only")
 	dev := fs.bool("dev", "DASHSYNC_DEV", false, "development mode: generate and keep a secret in --data-dir, print a token")
@@ -67,7 +69,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		return serveConfig{}, err
 	}
 	c := serveConfig{
-		storeConfig: *sc, Addr: *addr, RedisURL: *redisURL, JWTSecret: *secret, Dev: *dev,
+		storeConfig: *sc, Addr: *addr, RedisURL: *redisURL, RedisPrefix: *redisPrefix, JWTSecret: *secret, Dev: *dev,
 		RateREST: *rateREST, RateWS: *rateWS, RateEdits: *rateEdits, MaxConnsPerUser: *maxConns,
 		LogFormat: *logFormat, ShutdownTimeout: *shutdown,
 	}

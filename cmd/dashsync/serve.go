@@ -106,7 +106,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	svc := dsync.NewService(store, dsync.Options{Logger: log})
 	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
-	broker, presence, checks, closeBroker, err := openBroker(ctx, c.RedisURL, log)
+	broker, presence, checks, closeBroker, err := openBroker(ctx, c.RedisURL, c.RedisPrefix, log)
 	if err != nil {
 		return err
 	}
@@ -201,7 +201,7 @@ func displayAddr(a net.Addr) string {
 // openBroker returns the in-process broker and presence, or with a Redis URL the Redis
 // ones and the Redis readiness check. Redis being down at start is not fatal: the
 // instance serves its own sockets and catches up when Redis is back.
-func openBroker(ctx context.Context, redisURL string, log *slog.Logger) (hub.Broker, hub.Presence, []api.Check, func(), error) {
+func openBroker(ctx context.Context, redisURL, prefix string, log *slog.Logger) (hub.Broker, hub.Presence, []api.Check, func(), error) {
 	if redisURL == "" {
 		b := memory.NewBroker()
 		return b, memory.NewPresence(0, nil), nil, func() { _ = b.Close() }, nil
@@ -218,7 +218,7 @@ func openBroker(ctx context.Context, redisURL string, log *slog.Logger) (hub.Bro
 	} else {
 		log.Info("redis connected", "addr", opt.Addr)
 	}
-	b := redis.NewBroker(rdb, redis.BrokerOptions{Logger: log})
+	b := redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: log})
 	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
-	return b, redis.NewPresence(rdb, "", 0), []api.Check{check}, func() { _ = b.Close(); _ = rdb.Close() }, nil
+	return b, redis.NewPresence(rdb, prefix, 0), []api.Check{check}, func() { _ = b.Close(); _ = rdb.Close() }, nil
 }

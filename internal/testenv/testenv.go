@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
@@ -21,6 +22,7 @@ import (
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/redis"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
@@ -164,4 +166,19 @@ func (s *Server) Dial(t testing.TB, user string, onMsg func(wsclient.Msg)) *wscl
 	}
 	t.Cleanup(func() { c.CloseNow() })
 	return c
+}
+
+// Redis returns a Redis broker and presence store on url (the test server, or a proxy
+// to it) with keys and channels under prefix, on a client of their own, as one
+// instance has. The client is closed at cleanup; the broker by the server using it.
+func Redis(t testing.TB, url, prefix string) (hub.Broker, hub.Presence) {
+	t.Helper()
+	opt, err := goredis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)}),
+		redis.NewPresence(rdb, prefix, 0)
 }
