@@ -82,6 +82,10 @@ run: ## Build and run the dev server: dashsync serve --dev (data in ./data)
 	$(GO) build $(GO_FLAGS) -o $(BIN_DIR)/dashsync ./cmd/dashsync
 	@exec $(BIN_DIR)/dashsync $(RUN_ARGS)
 
+.PHONY: run-cluster
+run-cluster: ## Two instances on Postgres + Redis (ports 8081, 8082), for trying scale-out by hand
+	@scripts/run-cluster
+
 # ---------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------
