@@ -88,6 +88,11 @@ func (s *Server) handleDashboardSave(c *gin.Context) {
 		SetCurrent: req.CurrentLayoutID.Set, CurrentLayoutID: req.CurrentLayoutID.Value, Version: req.Version}}
 	e := dsync.Edit{Author: userOf(c)}
 	if l := req.Layout; l != nil {
+		// Saving a layout is an edit: it spends one of the user's edit budget.
+		if err := s.spendEdit(c); err != nil {
+			s.writeError(c, err)
+			return
+		}
 		doc, err := l.doc()
 		if err != nil {
 			s.writeError(c, err)

@@ -22,7 +22,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/internal/testnet"
 	"github.com/dashsync/dashsync/internal/testpg"
+	"github.com/dashsync/dashsync/source"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
 	"github.com/dashsync/dashsync/store/sqlite"
@@ -92,24 +94,38 @@ func TestREST(t *testing.T) {
 	}
 }
 
-// testSources accepts the basic kinds and two fetched test kinds: "test.echo" answers
-// {"id": <widget id>}, "test.fail" always fails.
-type testSources struct{}
-
-func (testSources) CheckSource(src dsync.Source) error {
-	if src.Kind == "test.echo" || src.Kind == "test.fail" {
-		return nil
+// newTestSources is a registry of the built-in source kinds, whose http kind resolves
+// with resolver (nil: no name resolves) and connects to loopback only
+// (internal/testnet) under the SSRF allow-list allow, plus two fetched test kinds:
+// "test.echo" answers {"id": <widget id>}, "test.fail" always fails.
+func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *source.Registry {
+	t.Helper()
+	p, err := source.NewPolicy(allow)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return dsync.BasicSources{}.CheckSource(src)
-}
-
-var testFetchers = map[string]widgetdata.Fetcher{
-	"test.echo": widgetdata.FetcherFunc(func(_ context.Context, w dsync.Widget) (json.RawMessage, error) {
-		return json.Marshal(map[string]string{"id": w.ID})
-	}),
-	"test.fail": widgetdata.FetcherFunc(func(context.Context, dsync.Widget) (json.RawMessage, error) {
-		return nil, errors.New("the test source always fails")
-	}),
+	if resolver == nil {
+		resolver = testnet.NewResolver(nil)
+	}
+	r, err := source.NewBuiltins(source.Options{HTTP: source.HTTPOptions{
+		Policy: p, Resolver: resolver, Dialer: testnet.NewDialer(t)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	for name, f := range map[string]source.Funcs{
+		"test.echo": {FetchFunc: func(_ context.Context, w dsync.Widget) (json.RawMessage, error) {
+			return json.Marshal(map[string]string{"id": w.ID})
+		}},
+		"test.fail": {FetchFunc: func(context.Context, dsync.Widget) (json.RawMessage, error) {
+			return nil, errors.New("the test source always fails")
+		}},
+	} {
+		if err := r.Register(name, f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return r
 }
 
 // harness is a real HTTP server (httptest) over a real store.
@@ -126,9 +142,10 @@ func newHarness(t testing.TB, store dsync.Store, change ...func(*api.Config)) *h
 	t.Helper()
 	h := &harness{secret: []byte(rand.Text() + rand.Text()), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sources := newTestSources(t, nil, nil)
 	cfg := api.Config{
-		Service:   dsync.NewService(store, dsync.Options{Sources: testSources{}, Logger: log}),
-		Data:      widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: testFetchers, Logger: log}),
+		Service:   dsync.NewService(store, dsync.Options{Sources: sources, Logger: log}),
+		Data:      widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: sources.Fetchers(), Logger: log}),
 		JWTSecret: h.secret,
 		Logger:    log,
 		Registry:  h.registry,

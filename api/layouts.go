@@ -178,7 +178,8 @@ func (s *Server) handleLayoutCreate(c *gin.Context) {
 }
 
 // handleLayoutBulkUpdate is PUT /api/dashboard/layouts: each entry is applied on its
-// own; 200 when all commit, else 207 with each entry's status.
+// own; 200 when all commit, else 207 with each entry's status. Each entry is one edit:
+// an entry over the user's edit budget gets its own 429 and is not applied.
 func (s *Server) handleLayoutBulkUpdate(c *gin.Context) {
 	var req layoutBulkRequest
 	if err := s.bind(c, &req); err != nil {
@@ -194,17 +195,32 @@ func (s *Server) handleLayoutBulkUpdate(c *gin.Context) {
 		}
 		items[i] = dsync.BulkItem{ID: e.ID, Base: *e.Version, Doc: doc}
 	}
-	results := s.svc.PutLayouts(c.Request.Context(), userOf(c), items, userOf(c))
-	reply := bulkReply{Results: make([]bulkResult, len(results))}
+	reply := bulkReply{Results: make([]bulkResult, len(items))}
 	status := http.StatusOK
-	for i, r := range results {
-		if r.Err == nil {
-			reply.Results[i] = bulkResult{ID: r.ID, Status: http.StatusOK, Layout: &layoutReply{Layout: r.Layout, Rebased: r.Rebased}}
+	fail := func(i int, id string, err error) {
+		st, body := s.describe(c.Request.Context(), err)
+		reply.Results[i] = bulkResult{ID: id, Status: st, Error: &body.Error, Current: body.Current, Conflicts: body.Conflicts}
+		status = http.StatusMultiStatus
+	}
+	allowed := make([]dsync.BulkItem, 0, len(items))
+	at := make([]int, 0, len(items)) // each allowed entry's index in items
+	for i, it := range items {
+		if err := s.spendEdit(c); err != nil {
+			fail(i, it.ID, err)
 			continue
 		}
-		st, body := s.describe(c.Request.Context(), r.Err)
-		reply.Results[i] = bulkResult{ID: r.ID, Status: st, Error: &body.Error, Current: body.Current, Conflicts: body.Conflicts}
-		status = http.StatusMultiStatus
+		allowed, at = append(allowed, it), append(at, i)
+	}
+	var results []dsync.BulkResult
+	if len(allowed) > 0 {
+		results = s.svc.PutLayouts(c.Request.Context(), userOf(c), allowed, userOf(c))
+	}
+	for j, r := range results {
+		if r.Err != nil {
+			fail(at[j], r.ID, r.Err)
+			continue
+		}
+		reply.Results[at[j]] = bulkResult{ID: r.ID, Status: http.StatusOK, Layout: &layoutReply{Layout: r.Layout, Rebased: r.Rebased}}
 	}
 	c.JSON(status, reply)
 }

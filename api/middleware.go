@@ -77,6 +77,10 @@ func (s *Server) requestID(c *gin.Context) {
 type metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// limited counts requests refused by a rate limit, by budget; limiterErrors the
+	// limiter failures that let a request through (fail open).
+	limited       *prometheus.CounterVec
+	limiterErrors prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -91,7 +95,15 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route", "method", "status"}),
 	}
-	reg.MustRegister(m.requests, m.latency)
+	m.limited = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "dashsync", Subsystem: "http", Name: "rate_limited_total",
+		Help: "Requests refused by a rate limit (429), by budget (rest, edit).",
+	}, []string{"budget"})
+	m.limiterErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "dashsync", Subsystem: "http", Name: "rate_limiter_errors_total",
+		Help: "Rate limiter failures (Redis unreachable, say); the request was allowed.",
+	})
+	reg.MustRegister(m.requests, m.latency, m.limited, m.limiterErrors)
 	return m
 }
 

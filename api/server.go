@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/ratelimit"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
 )
@@ -53,6 +54,13 @@ type Config struct {
 	AllowedOrigins []string
 	// MaxConnsPerUser bounds a user's WebSockets on this instance; 0: unlimited.
 	MaxConnsPerUser int
+	// Limiter keeps the rate limits' budgets (SPEC §9); nil: no rate limits. When it
+	// fails, requests are allowed (fail open), and the failure logged and counted.
+	Limiter ratelimit.Limiter
+	// Limits are the budgets spent here: REST per user (every /api request, the
+	// WebSocket upgrade included) and Edits per user (the layout writes listed in
+	// docs/rest-api.md). Messages is the hub's. A zero Limit is unlimited.
+	Limits ratelimit.Limits
 }
 
 // Server is dashsync's HTTP API: the REST routes of SPEC §4, health, readiness and
@@ -71,6 +79,8 @@ type Server struct {
 	hub       *hub.Hub
 	origins   []string
 	maxConns  int
+	limiter   ratelimit.Limiter
+	limits    ratelimit.Limits
 	metrics   *metrics
 	engine    *gin.Engine
 }
@@ -100,6 +110,8 @@ func New(cfg Config) *Server {
 		hub:       cfg.Hub,
 		origins:   cfg.AllowedOrigins,
 		maxConns:  cfg.MaxConnsPerUser,
+		limiter:   cfg.Limiter,
+		limits:    cfg.Limits,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -137,7 +149,7 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/readyz", s.handleReady)
 	r.GET("/metrics", s.handleMetrics())
 
-	api := r.Group("/api", s.authenticate, s.saneParams)
+	api := r.Group("/api", s.authenticate, s.limitREST, s.saneParams)
 	s.routeDashboard(api)
 	s.routeWidgets(api.Group("/dashboard/widgets"))
 	s.routeLayouts(api.Group("/dashboard/layouts"))
@@ -148,7 +160,7 @@ func (s *Server) routes() *gin.Engine {
 
 func (s *Server) routeDashboard(g *gin.RouterGroup) {
 	g.GET("/dashboard", s.handleDashboardGet)
-	g.POST("/dashboard", s.handleDashboardSave)
+	g.POST("/dashboard", s.handleDashboardSave) // an edit when it carries a layout
 	g.PUT("/dashboard", s.handleDashboardUpdate)
 }
 
@@ -166,13 +178,13 @@ func (s *Server) routeWidgets(g *gin.RouterGroup) {
 func (s *Server) routeLayouts(g *gin.RouterGroup) {
 	g.GET("", s.handleLayoutList)
 	g.POST("", s.handleLayoutCreate)
-	g.PUT("", s.handleLayoutBulkUpdate)
+	g.PUT("", s.handleLayoutBulkUpdate) // an edit per entry
 	g.GET("/:id", s.handleLayoutGet)
-	g.PUT("/:id", s.handleLayoutUpdate)
-	g.PATCH("/:id", s.handleLayoutPatch)
+	g.PUT("/:id", s.limitEdit, s.handleLayoutUpdate)
+	g.PATCH("/:id", s.limitEdit, s.handleLayoutPatch)
 	g.DELETE("/:id", s.handleLayoutDelete)
 	g.POST("/:id", s.handleLayoutClone)
 	g.POST("/:id/default", s.handleLayoutSetDefault)
 	g.GET("/:id/versions", s.handleLayoutHistory)
-	g.POST("/:id/versions/:v/restore", s.handleLayoutRestore)
+	g.POST("/:id/versions/:v/restore", s.limitEdit, s.handleLayoutRestore)
 }

@@ -84,23 +84,27 @@ func (ch *channel) releaseLocked() {
 		return
 	}
 	ch.dead = true
-	wasReady := ch.ready
 	if ch.timer != nil {
 		ch.timer.Stop()
 	}
-	ch.mu.Unlock()
+	// Unsubscribe at the broker before the name is free again. A subscriber arriving
+	// meanwhile waits on ch.mu, finds the channel dead and makes a new one, whose
+	// Subscribe then reaches the broker after this Unsubscribe. The other way round, a
+	// slow Unsubscribe would undo the new channel's Subscribe, and its subscribers
+	// would get nothing through the broker.
+	if ch.ready {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := ch.h.cfg.Broker.Unsubscribe(ctx, ch.name); err != nil {
+			ch.h.log.Warn("broker unsubscribe failed", "channel", ch.name, "err", err)
+		}
+		cancel()
+	}
 	ch.h.mu.Lock()
 	if ch.h.channels[ch.name] == ch {
 		delete(ch.h.channels, ch.name)
 	}
 	ch.h.mu.Unlock()
-	if wasReady {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := ch.h.cfg.Broker.Unsubscribe(ctx, ch.name); err != nil {
-			ch.h.log.Warn("broker unsubscribe failed", "channel", ch.name, "err", err)
-		}
-	}
+	ch.mu.Unlock()
 }
 
 // deliver hands one broker message to the subscribers. For layouts, versions already

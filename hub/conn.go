@@ -118,7 +118,11 @@ func (c *conn) readLoop(ctx context.Context) {
 		}
 		c.h.m.messagesIn.Inc()
 		if typ != websocket.MessageText {
-			c.replyError(nil, dsync.Errorf(dsync.CodeBadRequest, "messages are JSON text frames"))
+			err := c.spendMessage(ctx)
+			if err == nil {
+				err = dsync.Errorf(dsync.CodeBadRequest, "messages are JSON text frames")
+			}
+			c.replyError(nil, err)
 			continue
 		}
 		c.handle(ctx, b)
@@ -136,9 +140,14 @@ func (c *conn) replyError(id *int64, err error) {
 	c.reply(outbound{ID: id, Type: "error", Error: &errorBody{Code: e.Code, Message: e.Message, Details: e.Details, RetryAfterMs: e.RetryAfterMs}})
 }
 
-// handle answers one client message.
+// handle answers one client message. Every message spends one of the connection's
+// message budget, even one that does not parse; over it, the answer is rate_limited.
 func (c *conn) handle(ctx context.Context, b []byte) {
 	m, err := decodeInbound(b)
+	if lerr := c.spendMessage(ctx); lerr != nil {
+		c.replyError(m.ID, lerr)
+		return
+	}
 	if err != nil {
 		c.replyError(m.ID, err)
 		return
@@ -324,6 +333,10 @@ func (c *conn) leave(ch *channel) {
 }
 
 func (c *conn) edit(ctx context.Context, m inbound) error {
+	// Over the user's edit budget, nothing reaches the store.
+	if err := c.spendEdit(ctx); err != nil {
+		return err
+	}
 	kind, id, err := parseChannel(m.Channel)
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dashsync/dashsync/ratelimit"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
 )
@@ -62,6 +63,19 @@ type Config struct {
 	MaxFrame int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// Limiter keeps the per-user edit budget (SPEC §9), shared with the API's edits;
+	// nil: no rate limits. When it fails, the message is allowed (fail open), and the
+	// failure logged and counted.
+	Limiter ratelimit.Limiter
+	// MessageLimiter keeps each connection's message budget; default Limiter. A
+	// connection lives on one instance, so an in-process limiter keeps it exactly with
+	// no round trip per message.
+	MessageLimiter ratelimit.Limiter
+	// Limits are the budgets spent here: Messages per connection (every client
+	// message) and Edits per user (every `edit`). REST is the API's. A zero Limit is
+	// unlimited.
+	Limits ratelimit.Limits
 }
 
 // Close codes (SPEC §5, §9). 1001, 1009 and 1013 mean "reconnect and resume"; 4001 and
@@ -137,6 +151,9 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MessageLimiter == nil {
+		cfg.MessageLimiter = cfg.Limiter
 	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {

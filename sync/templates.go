@@ -26,16 +26,22 @@ func static(data string) Source {
 	return Source{Kind: "static", Data: json.RawMessage(data)}
 }
 
+// demo is a source of a built-in demo kind (demo.counter, demo.series, demo.clock)
+// refreshed, and expiring, every refresh seconds.
+func demo(kind string, refresh int) Source {
+	return Source{Kind: kind, RefreshSeconds: refresh, TTLSeconds: refresh}
+}
+
 // templates are the built-in templates, in the order they are listed.
 var templates = []Template{
 	{
 		Name: "ops-overview", Title: "Ops overview",
-		Description: "Service health at a glance: request rate, error rate, latency and notes.",
+		Description: "Service health at a glance: live requests and latency, error rate, deployments and notes.",
 		columns:     12,
 		tiles: []tile{
-			{"stat", "Requests/s", static(`{"value":1250,"unit":"req/s"}`), Item{0, 0, 3, 2}},
+			{"stat", "Requests served", demo("demo.counter", 5), Item{0, 0, 3, 2}},
 			{"stat", "Error rate", static(`{"value":0.4,"unit":"%"}`), Item{3, 0, 3, 2}},
-			{"timeseries", "Latency p99", static(`{"points":[[0,120],[60000,135],[120000,128]]}`), Item{6, 0, 6, 4}},
+			{"timeseries", "Latency p99", demo("demo.series", 5), Item{6, 0, 6, 4}},
 			{"table", "Deployments", static(`{"columns":["service","version"],"rows":[["api","1.4.2"],["web","2.0.1"]]}`), Item{0, 2, 6, 4}},
 			{"text", "Runbook", static(`{"text":"Page the on-call engineer when the error rate stays above 1% for 5 minutes."}`), Item{0, 6, 12, 2}},
 		},

@@ -1,6 +1,7 @@
 package sync
 
 import (
+	"context"
 	"fmt"
 	"net/url"
 	"regexp"
@@ -115,9 +116,10 @@ func ValidateWidget(w Widget) error {
 
 // SourceChecker decides whether a widget source is acceptable: a known kind, with what
 // that kind needs (a URL that passes the SSRF policy, say). It returns a
-// validation_failed *Error when not.
+// validation_failed *Error when not. It may do I/O (resolve a host) and must give up
+// when ctx is done. source.Registry is the server's.
 type SourceChecker interface {
-	CheckSource(src Source) error
+	CheckSource(ctx context.Context, src Source) error
 }
 
 // BasicSources accepts the kinds that need no fetching: static (data in the source) and
@@ -125,7 +127,7 @@ type SourceChecker interface {
 type BasicSources struct{}
 
 // CheckSource implements SourceChecker.
-func (BasicSources) CheckSource(src Source) error {
+func (BasicSources) CheckSource(_ context.Context, src Source) error {
 	switch src.Kind {
 	case "static":
 		if len(src.Data) == 0 {

@@ -25,8 +25,8 @@ func (s *Service) widgetKind() kind[Widget] {
 			}
 			return next, normalizeSource(&next.Source)
 		},
-		validate: func(_ context.Context, _ *tx, _ string, old, next Widget) error {
-			return s.validateWidget(old, next)
+		validate: func(ctx context.Context, _ *tx, _ string, old, next Widget) error {
+			return s.validateWidget(ctx, old, next)
 		},
 		same:  SameWidgetDoc,
 		diff:  DiffWidget,
@@ -53,14 +53,14 @@ func (s *Service) widgetKind() kind[Widget] {
 
 // validateWidget checks next; its source is checked only when it changed (so a widget
 // whose host stopped resolving can still be renamed).
-func (s *Service) validateWidget(old, next Widget) error {
+func (s *Service) validateWidget(ctx context.Context, old, next Widget) error {
 	if err := ValidateWidget(next); err != nil {
 		return err
 	}
 	if old.Source.Kind == next.Source.Kind && old.Source.URL == next.Source.URL && string(old.Source.Data) == string(next.Source.Data) && old.ID != "" {
 		return nil
 	}
-	return s.sources.CheckSource(next.Source)
+	return s.sources.CheckSource(ctx, next.Source)
 }
 
 // normalizeSource fills the source defaults and puts static data in canonical form.
@@ -143,7 +143,7 @@ func (s *Service) insertWidget(ctx context.Context, t *tx, owner string, w Widge
 	if err := normalizeSource(&w.Source); err != nil {
 		return Widget{}, err
 	}
-	if err := s.validateWidget(Widget{}, w); err != nil {
+	if err := s.validateWidget(ctx, Widget{}, w); err != nil {
 		return Widget{}, err
 	}
 	now := NewTime(s.now())

@@ -14,13 +14,19 @@ import (
 )
 
 // Cache keeps widget data by key. Implementations: store/memory (in-process) and, with
-// Redis configured, store/redis. Keys are built by Service and carry the owner.
+// Redis configured, store/redis; every one passes the suite in widgetdata/cachetest.
+// Keys are built by Service and carry the owner. A method called with a done ctx
+// returns its error and changes nothing; an implementation that can be closed fails
+// every call after Close with an error. Any other error is the backend's; Service
+// reports it as unavailable.
 type Cache interface {
-	// Get returns the value under key; ok is false when it is absent or expired.
+	// Get returns a copy of the value under key; ok is false (and err nil) when it is
+	// absent or its TTL has passed.
 	Get(ctx context.Context, key string) (val []byte, ok bool, err error)
-	// Set stores val under key for ttl (> 0).
+	// Set stores a copy of val under key for ttl, replacing any value and TTL it had.
+	// A ttl ≤ 0 is an error and stores nothing.
 	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
-	// Delete removes the keys; absent keys are not an error.
+	// Delete removes the keys; absent keys (or none) are not an error.
 	Delete(ctx context.Context, keys ...string) error
 }
 
@@ -52,8 +58,10 @@ type Options struct {
 	// the widget's channel; nil: nobody.
 	Publisher dsync.Publisher
 	// Now is the clock; default time.Now.
-	Now    func() time.Time
-	Logger *slog.Logger
+	Now func() time.Time
+	// Metrics counts cache hits, misses and stale answers; nil: none.
+	Metrics *Metrics
+	Logger  *slog.Logger
 }
 
 // Service answers widget data reads, pushes and clears.
@@ -99,12 +107,21 @@ func (s *Service) Get(ctx context.Context, w dsync.Widget, refresh bool) (*dsync
 		d := s.static(w)
 		return &d, nil
 	case "push":
-		return s.cached(ctx, key(w))
+		d, err := s.cached(ctx, key(w))
+		if err == nil {
+			s.o.Metrics.read(d != nil)
+		}
+		return d, err
 	}
 	if !refresh {
-		if d, err := s.cached(ctx, key(w)); err != nil || d != nil {
+		d, err := s.cached(ctx, key(w))
+		if err != nil || d != nil {
+			if err == nil {
+				s.o.Metrics.read(true)
+			}
 			return d, err
 		}
+		s.o.Metrics.read(false)
 	}
 	// The fetch belongs to no one caller: it runs under its own deadline and a caller
 	// that gives up (its deadline passed) falls back to the stale copy.
@@ -125,6 +142,7 @@ func (s *Service) Get(ctx context.Context, w dsync.Widget, refresh bool) (*dsync
 		return nil, err
 	}
 	last.Stale = true
+	s.o.Metrics.servedStale()
 	return last, nil
 }
 
@@ -165,7 +183,16 @@ func (s *Service) fetch(ctx context.Context, w dsync.Widget) (dsync.WidgetData, 
 		}
 		return dsync.WidgetData{}, &dsync.Error{Code: dsync.CodeSourceFailed, Message: "the widget's source failed", Err: err}
 	}
-	return s.store(ctx, w, raw)
+	d, err := s.store(ctx, w, raw)
+	// What a source answered is not the caller's input: data that cannot be kept is
+	// the source's failure (and the last good copy stands in for it).
+	switch dsync.ErrorCode(err) {
+	case dsync.CodeTooLarge:
+		return d, &dsync.Error{Code: dsync.CodeSourceFailed, Message: fmt.Sprintf("the widget's source answered more than %d bytes", dsync.MaxDataSize), Err: err}
+	case dsync.CodeValidation:
+		return d, &dsync.Error{Code: dsync.CodeSourceFailed, Message: "the widget's source did not answer one JSON value", Err: err}
+	}
+	return d, err
 }
 
 // store caches data for w under its TTL, and the last good copy for longer.

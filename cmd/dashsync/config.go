@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/dashsync/dashsync/source"
 )
 
 // storeConfig says where the data lives: Postgres at DatabaseURL, else a SQLite file
@@ -30,6 +32,9 @@ type serveConfig struct {
 	LogFormat                   string // "json" or "text"
 	LogLevel                    slog.Level
 	ShutdownTimeout             time.Duration
+
+	// SourceAllow is the SSRF policy of http sources, with the --source-allow list.
+	SourceAllow *source.Policy
 }
 
 // addStoreFlags registers the flags every command that opens the store shares.
@@ -62,6 +67,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	rateWS := fs.float("rate-ws", "DASHSYNC_RATE_WS", 100, "WebSocket messages per second per connection (0 unlimited)")
 	rateEdits := fs.float("rate-edits", "DASHSYNC_RATE_EDITS", 100, "edits per second per user (0 unlimited)")
 	maxConns := fs.int("max-conns-per-user", "DASHSYNC_MAX_CONNS_PER_USER", 0, "WebSocket connections per user (0 unlimited)")
+	sourceAllow := fs.string("source-allow", "DASHSYNC_SOURCE_ALLOW", "", "comma-separated CIDRs, addresses or host:port that http sources may reach although private, loopback, link-local or metadata; empty: none")
 	logFormat := fs.string("log-format", "DASHSYNC_LOG_FORMAT", "", "log format, json or text; default text with --dev, else json")
 	logLevel := fs.string("log-level", "DASHSYNC_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	shutdown := fs.duration("shutdown-timeout", "DASHSYNC_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for requests in flight")
@@ -95,6 +101,11 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 			return serveConfig{}, fmt.Errorf("--%s %v: want a number ≥ 0", name, r)
 		}
 	}
+	allow, err := source.ParseAllowList(*sourceAllow)
+	if err != nil {
+		return serveConfig{}, fmt.Errorf("--source-allow: %w", err)
+	}
+	c.SourceAllow = allow
 	if c.MaxConnsPerUser < 0 {
 		return serveConfig{}, fmt.Errorf("--max-conns-per-user %d: want an integer ≥ 0", c.MaxConnsPerUser)
 	}

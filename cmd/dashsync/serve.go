@@ -18,6 +18,7 @@ import (
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/ratelimit"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
 	"github.com/dashsync/dashsync/store/redis"
@@ -100,23 +101,31 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	}()
 	log.Info("store open", "store", where)
 
-	cache := memory.NewCache(0, nil)
-	defer cache.Close()
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	svc := dsync.NewService(store, dsync.Options{Logger: log})
-	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
-	broker, presence, checks, closeBroker, err := openBroker(ctx, c.RedisURL, c.RedisPrefix, log)
+	shared, err := openShared(ctx, c.RedisURL, c.RedisPrefix, log)
 	if err != nil {
 		return err
 	}
-	defer closeBroker()
+	defer shared.close()
+	sources, dataMetrics, err := openSources(c.SourceAllow, registry, log)
+	if err != nil {
+		return err
+	}
+	defer sources.Close()
+	svc := dsync.NewService(store, dsync.Options{Logger: log, Sources: sources})
+	data := widgetdata.New(shared.cache, widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics})
+	limits := ratelimit.Limits{
+		REST: ratelimit.PerSecond(c.RateREST), Messages: ratelimit.PerSecond(c.RateWS), Edits: ratelimit.PerSecond(c.RateEdits),
+	}
 	h, err := hub.New(ctx, hub.Config{
-		Service: svc, Data: data, Broker: broker, Presence: presence, Logger: log, Registry: registry,
+		Service: svc, Data: data, Broker: shared.broker, Presence: shared.presence, Logger: log, Registry: registry,
 		Verify: func(tok string) (hub.Identity, error) {
 			user, exp, err := api.VerifyToken(secret, tok, time.Now())
 			return hub.Identity{User: user, Exp: exp}, err
 		},
+		// A connection lives on this instance: its message budget needs no Redis.
+		Limiter: shared.limiter, MessageLimiter: memory.NewLimiter(memory.LimiterOptions{}), Limits: limits,
 	})
 	if err != nil {
 		return err
@@ -129,9 +138,11 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		JWTSecret:       secret,
 		Logger:          log,
 		Registry:        registry,
-		Checks:          checks,
+		Checks:          shared.checks,
 		AllowedOrigins:  c.AllowedOrigins,
 		MaxConnsPerUser: c.MaxConnsPerUser,
+		Limiter:         shared.limiter,
+		Limits:          limits,
 	})
 
 	ln, err := net.Listen("tcp", c.Addr)
@@ -198,17 +209,35 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 }
 
-// openBroker returns the in-process broker and presence, or with a Redis URL the Redis
-// ones and the Redis readiness check. Redis being down at start is not fatal: the
-// instance serves its own sockets and catches up when Redis is back.
-func openBroker(ctx context.Context, redisURL, prefix string, log *slog.Logger) (hub.Broker, hub.Presence, []api.Check, func(), error) {
+// sharedBackends are what the instances of one cluster share: in-process in embedded
+// mode, on one Redis client with --redis-url.
+type sharedBackends struct {
+	broker   hub.Broker
+	presence hub.Presence
+	// limiter keeps the per-user rate-limit budgets (REST requests, edits).
+	limiter ratelimit.Limiter
+	checks  []api.Check
+	close   func()
+
+	// cache keeps widget data: in-process, or Redis keys every instance sees (so a
+	// clear takes effect on all of them at once).
+	cache widgetdata.Cache
+}
+
+// openShared returns the in-process broker, presence, rate limiter and widget-data
+// cache, or with a Redis URL the Redis ones on one client, and the Redis readiness
+// check. Redis being down at start is not fatal: the instance serves its own sockets
+// and catches up when Redis is back, and rate limits fail open meanwhile.
+func openShared(ctx context.Context, redisURL, prefix string, log *slog.Logger) (sharedBackends, error) {
 	if redisURL == "" {
 		b := memory.NewBroker()
-		return b, memory.NewPresence(0, nil), nil, func() { _ = b.Close() }, nil
+		cache := memory.NewCache(0, nil)
+		return sharedBackends{broker: b, presence: memory.NewPresence(0, nil), cache: cache,
+			limiter: memory.NewLimiter(memory.LimiterOptions{}), close: func() { _ = b.Close(); _ = cache.Close() }}, nil
 	}
 	opt, err := goredis.ParseURL(redisURL)
 	if err != nil {
-		return nil, nil, nil, nil, fmt.Errorf("--redis-url: %w", err)
+		return sharedBackends{}, fmt.Errorf("--redis-url: %w", err)
 	}
 	rdb := goredis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -220,5 +249,12 @@ func openBroker(ctx context.Context, redisURL, prefix string, log *slog.Logger) 
 	}
 	b := redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: log})
 	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
-	return b, redis.NewPresence(rdb, prefix, 0), []api.Check{check}, func() { _ = b.Close(); _ = rdb.Close() }, nil
+	return sharedBackends{
+		broker:   b,
+		presence: redis.NewPresence(rdb, prefix, 0),
+		limiter:  redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}),
+		cache:    redis.NewCache(rdb, prefix),
+		checks:   []api.Check{check},
+		close:    func() { _ = b.Close(); _ = rdb.Close() },
+	}, nil
 }

@@ -173,12 +173,21 @@ func (s *Server) Dial(t testing.TB, user string, onMsg func(wsclient.Msg)) *wscl
 // instance has. The client is closed at cleanup; the broker by the server using it.
 func Redis(t testing.TB, url, prefix string) (hub.Broker, hub.Presence) {
 	t.Helper()
+	b, p, _ := RedisWithCheck(t, url, prefix)
+	return b, p
+}
+
+// RedisWithCheck is Redis plus the readiness check cmd/dashsync wires for the same
+// client (named "redis": a PING), to append to api.Config.Checks through Options.API.
+func RedisWithCheck(t testing.TB, url, prefix string) (hub.Broker, hub.Presence, api.Check) {
+	t.Helper()
 	opt, err := goredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := goredis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
+	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
 	return redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)}),
-		redis.NewPresence(rdb, prefix, 0)
+		redis.NewPresence(rdb, prefix, 0), check
 }

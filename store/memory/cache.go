@@ -1,8 +1,10 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -24,9 +26,11 @@ type entry struct {
 // Cache is a bounded in-process cache: least recently used entries are evicted past
 // its size, and each entry expires after its own TTL.
 type Cache struct {
-	lru *lru.Cache[string, entry]
+	lru *lru.Cache[string, entry] // safe for concurrent use on its own
 	now func() time.Time
 
+	// mu is held for reading by every operation and for writing by Close (and by the
+	// removal of an expired entry, which must not remove a fresh one set meanwhile).
 	mu     sync.RWMutex
 	closed bool
 }
@@ -47,7 +51,8 @@ func NewCache(size int, now func() time.Time) *Cache {
 	return &Cache{lru: l, now: now}
 }
 
-func (c *Cache) check(ctx context.Context) error {
+// use runs f unless ctx is done or the cache closed; Close waits for it.
+func (c *Cache) use(ctx context.Context, f func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -56,43 +61,62 @@ func (c *Cache) check(ctx context.Context) error {
 	if c.closed {
 		return ErrClosed
 	}
+	f()
 	return nil
 }
 
 // Get implements widgetdata.Cache.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	if err := c.check(ctx); err != nil {
-		return nil, false, err
+	var (
+		val     []byte
+		ok      bool
+		expired bool
+	)
+	err := c.use(ctx, func() {
+		e, found := c.lru.Get(key)
+		switch {
+		case !found:
+		case !c.now().Before(e.expires):
+			expired = true
+		default:
+			val, ok = bytes.Clone(e.val), true
+			if val == nil {
+				val = []byte{}
+			}
+		}
+	})
+	if expired {
+		c.dropExpired(key)
 	}
-	e, ok := c.lru.Get(key)
-	if !ok {
-		return nil, false, nil
-	}
-	if !c.now().Before(e.expires) {
+	return val, ok, err
+}
+
+// dropExpired removes key if it is (still) expired: a Set since the Get stays.
+func (c *Cache) dropExpired(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.lru.Peek(key); ok && !c.now().Before(e.expires) {
 		c.lru.Remove(key)
-		return nil, false, nil
 	}
-	return e.val, true, nil
 }
 
 // Set implements widgetdata.Cache.
 func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Duration) error {
-	if err := c.check(ctx); err != nil {
-		return err
+	if ttl <= 0 {
+		return fmt.Errorf("memory cache: set %q: ttl %v is not positive", key, ttl)
 	}
-	c.lru.Add(key, entry{val: append([]byte(nil), val...), expires: c.now().Add(ttl)})
-	return nil
+	return c.use(ctx, func() {
+		c.lru.Add(key, entry{val: bytes.Clone(val), expires: c.now().Add(ttl)})
+	})
 }
 
 // Delete implements widgetdata.Cache.
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
-	if err := c.check(ctx); err != nil {
-		return err
-	}
-	for _, k := range keys {
-		c.lru.Remove(k)
-	}
-	return nil
+	return c.use(ctx, func() {
+		for _, k := range keys {
+			c.lru.Remove(k)
+		}
+	})
 }
 
 // Close drops every entry; later calls fail with ErrClosed. Closing twice is safe.

@@ -28,6 +28,10 @@ type BrokerOptions struct {
 	SubscribeWait time.Duration
 	// PingEvery is how often an idle subscription connection is checked; default 5s.
 	PingEvery time.Duration
+	// PublishTimeout bounds one publish; default 300ms. An edit's acknowledgement
+	// waits for its publish, so a Redis that is gone must not hold it up: past the
+	// timeout the hub serves local subscribers itself and the op log repairs the rest.
+	PublishTimeout time.Duration
 	Logger    *slog.Logger
 }
 
@@ -61,6 +65,9 @@ func NewBroker(rdb *goredis.Client, o BrokerOptions) *Broker {
 	}
 	if o.PingEvery <= 0 {
 		o.PingEvery = 5 * time.Second
+	}
+	if o.PublishTimeout <= 0 {
+		o.PublishTimeout = 300 * time.Millisecond
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -162,11 +169,25 @@ func (b *Broker) confirm(channel string) {
 	}
 }
 
-// Publish implements hub.Broker.
+// ErrDown is returned by Publish while the subscription connection is known to be
+// broken: publishing would most likely fail too, after retries that would delay the
+// caller.
+var ErrDown = errors.New("redis connection is down")
+
+// Publish implements hub.Broker. It fails fast while the subscription connection is
+// down, and within PublishTimeout otherwise.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
-	if b.isClosed() {
+	b.mu.Lock()
+	closed, lost := b.closed || b.h == nil, b.lost
+	b.mu.Unlock()
+	if closed {
 		return ErrClosed
 	}
+	if lost {
+		return ErrDown
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.o.PublishTimeout)
+	defer cancel()
 	return b.rdb.Publish(ctx, b.o.Prefix+channel, payload).Err()
 }
 
