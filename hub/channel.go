@@ -28,6 +28,8 @@ type channel struct {
 	joined []PresenceEntry
 	left   []PresenceEntry
 	timer  *time.Timer
+	// stopRefresh ends a widget channel's live refresher.
+	stopRefresh chan struct{}
 }
 
 // sub is one connection's subscription to a channel.
@@ -73,6 +75,11 @@ func (ch *channel) ensureReady(ctx context.Context) error {
 		ch.last = l.Version
 	}
 	ch.ready = true
+	if ch.kind == kindWidget && ch.h.cfg.Data != nil {
+		ch.stopRefresh = make(chan struct{})
+		ch.h.refreshers.Add(1)
+		go ch.h.refreshLoop(ch.owner, ch.id, ch.stopRefresh)
+	}
 	return nil
 }
 
@@ -84,6 +91,9 @@ func (ch *channel) releaseLocked() {
 		return
 	}
 	ch.dead = true
+	if ch.stopRefresh != nil {
+		close(ch.stopRefresh)
+	}
 	if ch.timer != nil {
 		ch.timer.Stop()
 	}

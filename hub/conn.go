@@ -350,11 +350,13 @@ func (c *conn) edit(ctx context.Context, m inbound) error {
 	if !c.h.beginEdit() {
 		return dsync.Errorf(dsync.CodeUnavailable, "the server is shutting down")
 	}
+	// Shutdown waits for this until the ack (or conflict) is queued, so the 1001
+	// close flushes it: an edit that commits during shutdown is acknowledged.
+	defer c.h.edits.Done()
 	// The edit commits even if the connection drops meanwhile: its ack may be lost,
 	// and the client's resend with the same editId is answered from the op log.
 	_, res, err := c.h.svc.EditLayout(context.WithoutCancel(ctx), c.uid, id, dsync.Edit{
 		Base: *m.Base, Ops: m.Ops, Force: m.Force, EditID: m.EditID, Author: c.uid, Client: c.id})
-	c.h.edits.Done()
 	var de *dsync.Error
 	if errors.As(err, &de) && de.Code == dsync.CodeVersionConflict {
 		c.h.m.edits.WithLabelValues("conflicted").Inc()

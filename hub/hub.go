@@ -38,6 +38,9 @@ type Config struct {
 	Verify func(token string) (Identity, error)
 	// Presence keeps who is on each layout (across instances with Redis).
 	Presence Presence
+	// Leases make one instance the refresher of a widget per period (SPEC §6);
+	// nil: this instance always refreshes (one instance).
+	Leases Leaser
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -103,6 +106,8 @@ type Hub struct {
 	closing  bool
 	edits    sync.WaitGroup // in-flight edits, waited for at shutdown
 	connsWG  sync.WaitGroup
+	// refreshers are the widgets' live-refresh goroutines.
+	refreshers sync.WaitGroup
 
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -357,6 +362,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	h.stopOnce.Do(func() { close(h.stop) })
 	h.sweeper.Wait()
+	defer h.refreshers.Wait()
 
 	edits := make(chan struct{})
 	go func() { h.edits.Wait(); close(edits) }()

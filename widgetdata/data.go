@@ -61,7 +61,13 @@ type Options struct {
 	Now func() time.Time
 	// Metrics counts cache hits, misses and stale answers; nil: none.
 	Metrics *Metrics
-	Logger  *slog.Logger
+	// Locker makes a fetch one per cluster: the instance that takes a widget's short
+	// lock fetches, the others wait for its result in the cache. nil: one fetch per
+	// widget per process (singleflight) only.
+	Locker Locker
+	// LockWait is how often a waiter looks at the cache; default 25ms.
+	LockWait time.Duration
+	Logger   *slog.Logger
 }
 
 // Service answers widget data reads, pushes and clears.
@@ -75,6 +81,9 @@ type Service struct {
 func New(cache Cache, o Options) *Service {
 	if o.StaleFor <= 0 {
 		o.StaleFor = 24 * time.Hour
+	}
+	if o.LockWait <= 0 {
+		o.LockWait = 25 * time.Millisecond
 	}
 	if o.Concurrency <= 0 {
 		o.Concurrency = 8
@@ -125,7 +134,7 @@ func (s *Service) Get(ctx context.Context, w dsync.Widget, refresh bool) (*dsync
 	}
 	// The fetch belongs to no one caller: it runs under its own deadline and a caller
 	// that gives up (its deadline passed) falls back to the stale copy.
-	ch := s.group.DoChan(key(w), func() (any, error) { return s.fetch(context.WithoutCancel(ctx), w) })
+	ch := s.group.DoChan(key(w), func() (any, error) { return s.fetchOnce(context.WithoutCancel(ctx), w) })
 	var err error
 	select {
 	case r := <-ch:
@@ -164,6 +173,41 @@ func (s *Service) cached(ctx context.Context, k string) (*dsync.WidgetData, erro
 		return nil, fmt.Errorf("decode cached data %s: %w", k, err)
 	}
 	return &d, nil
+}
+
+// Locker is a cluster-wide try-lock with a time to live (a Redis SET NX PX).
+type Locker interface {
+	// Acquire takes key for ttl and reports whether this caller got it.
+	Acquire(ctx context.Context, key string, ttl time.Duration) (bool, error)
+	// Release gives key back early if this caller still holds it.
+	Release(ctx context.Context, key string) error
+}
+
+// fetchOnce fetches unless another instance holds the widget's fetch lock, in which
+// case it waits for that instance's result to appear in the cache (newer than the
+// wait's start), fetching itself only if none arrives within the fetch timeout.
+func (s *Service) fetchOnce(ctx context.Context, w dsync.Widget) (dsync.WidgetData, error) {
+	if s.o.Locker == nil {
+		return s.fetch(ctx, w)
+	}
+	start := dsync.NewTime(s.o.Now())
+	lock := "lock:fetch:" + w.Owner + ":" + w.ID
+	got, err := s.o.Locker.Acquire(ctx, lock, s.o.FetchTimeout)
+	if err != nil {
+		return s.fetch(ctx, w) // without a working lock service, fetch
+	}
+	if got {
+		defer func() { _ = s.o.Locker.Release(context.WithoutCancel(ctx), lock) }()
+		return s.fetch(ctx, w)
+	}
+	deadline := time.Now().Add(s.o.FetchTimeout)
+	for time.Now().Before(deadline) {
+		if d, err := s.cached(ctx, key(w)); err == nil && d != nil && !d.FetchedAt.Before(start.Time) {
+			return *d, nil
+		}
+		time.Sleep(s.o.LockWait)
+	}
+	return s.fetch(ctx, w)
 }
 
 // fetch asks the source and caches the result and the last good copy.

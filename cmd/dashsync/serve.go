@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -114,12 +115,17 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	}
 	defer sources.Close()
 	svc := dsync.NewService(store, dsync.Options{Logger: log, Sources: sources})
-	data := widgetdata.New(shared.cache, widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics})
+	dataOpts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics}
+	var leases hub.Leaser
+	if shared.leases != nil {
+		dataOpts.Locker, leases = shared.leases, shared.leases
+	}
+	data := widgetdata.New(shared.cache, dataOpts)
 	limits := ratelimit.Limits{
 		REST: ratelimit.PerSecond(c.RateREST), Messages: ratelimit.PerSecond(c.RateWS), Edits: ratelimit.PerSecond(c.RateEdits),
 	}
 	h, err := hub.New(ctx, hub.Config{
-		Service: svc, Data: data, Broker: shared.broker, Presence: shared.presence, Logger: log, Registry: registry,
+		Service: svc, Data: data, Broker: shared.broker, Presence: shared.presence, Leases: leases, Logger: log, Registry: registry,
 		Verify: func(tok string) (hub.Identity, error) {
 			user, exp, err := api.VerifyToken(secret, tok, time.Now())
 			return hub.Identity{User: user, Exp: exp}, err
@@ -222,6 +228,9 @@ type sharedBackends struct {
 	// cache keeps widget data: in-process, or Redis keys every instance sees (so a
 	// clear takes effect on all of them at once).
 	cache widgetdata.Cache
+	// leases make one fetch per widget per cluster and one live refresher per widget;
+	// nil in embedded mode, where there is one instance.
+	leases *redis.Leases
 }
 
 // openShared returns the in-process broker, presence, rate limiter and widget-data
@@ -254,7 +263,14 @@ func openShared(ctx context.Context, redisURL, prefix string, log *slog.Logger) 
 		presence: redis.NewPresence(rdb, prefix, 0),
 		limiter:  redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}),
 		cache:    redis.NewCache(rdb, prefix),
+		leases:   redis.NewLeases(rdb, prefix, instanceID()),
 		checks:   []api.Check{check},
 		close:    func() { _ = b.Close(); _ = rdb.Close() },
 	}, nil
+}
+
+// instanceID names this process in the leases it takes.
+func instanceID() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), rand.Text()[:6])
 }

@@ -82,6 +82,19 @@ type Options struct {
 	API func(*api.Config)
 	// Retention is the op log retention (0: default).
 	Retention int
+	// Sources checks widget sources (default: static and push only) and Fetchers
+	// fetch them (default: none).
+	Sources  dsync.SourceChecker
+	Fetchers map[string]widgetdata.Fetcher
+	// Cache keeps widget data; default an in-process cache of its own. Instances of
+	// one cluster share a Redis cache.
+	Cache widgetdata.Cache
+	// Leases make one fetch and one live refresher per widget across instances;
+	// nil: this instance alone decides.
+	Leases interface {
+		hub.Leaser
+		widgetdata.Locker
+	}
 }
 
 // Server is a running dashsync server.
@@ -112,10 +125,19 @@ func New(t testing.TB, o Options) *Server {
 	}
 	log := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
-	svc := dsync.NewService(st, dsync.Options{Retention: o.Retention, Logger: log})
-	cache := memory.NewCache(0, nil)
-	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc})
-	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Presence: o.Presence, Logger: log, Registry: reg,
+	svc := dsync.NewService(st, dsync.Options{Retention: o.Retention, Logger: log, Sources: o.Sources})
+	var cache widgetdata.Cache = o.Cache
+	if cache == nil {
+		mc := memory.NewCache(0, nil)
+		t.Cleanup(func() { _ = mc.Close() })
+		cache = mc
+	}
+	dopts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: o.Fetchers}
+	if o.Leases != nil {
+		dopts.Locker = o.Leases
+	}
+	data := widgetdata.New(cache, dopts)
+	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Presence: o.Presence, Leases: o.Leases, Logger: log, Registry: reg,
 		Verify: func(tok string) (hub.Identity, error) {
 			u, exp, err := api.VerifyToken(Secret, tok, time.Now())
 			return hub.Identity{User: u, Exp: exp}, err
@@ -139,7 +161,6 @@ func New(t testing.TB, o Options) *Server {
 		_ = h.Shutdown(ctx)
 		srv.Close()
 		_ = o.Broker.Close()
-		_ = cache.Close()
 	})
 	return &Server{URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/ws",
 		Store: st, Service: svc, Hub: h, HTTP: srv}

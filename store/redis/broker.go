@@ -32,7 +32,7 @@ type BrokerOptions struct {
 	// waits for its publish, so a Redis that is gone must not hold it up: past the
 	// timeout the hub serves local subscribers itself and the op log repairs the rest.
 	PublishTimeout time.Duration
-	Logger    *slog.Logger
+	Logger         *slog.Logger
 }
 
 // Broker is the hub.Broker on Redis pub/sub: one subscription connection per instance,
