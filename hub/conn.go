@@ -21,7 +21,7 @@ type conn struct {
 	id  string
 	uid string // the user; an `auth` for another user is refused, so it never changes
 
-	queue chan []byte
+	queue sendQueue
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -37,7 +37,7 @@ type conn struct {
 
 func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 	return &conn{h: h, ws: ws, id: newClientID(), uid: id.User, exp: id.Exp,
-		queue: make(chan []byte, h.cfg.QueueSize), closing: make(chan struct{}), subs: map[string]*channel{}}
+		queue: sendQueue{max: h.cfg.QueueSize, ready: make(chan struct{}, 1)}, closing: make(chan struct{}), subs: map[string]*channel{}}
 }
 
 func (c *conn) user() string { return c.uid }
@@ -45,9 +45,7 @@ func (c *conn) user() string { return c.uid }
 // enqueue queues a frame without ever blocking; a full queue closes the connection
 // with 1013 (its client resumes with `since`).
 func (c *conn) enqueue(b []byte) {
-	select {
-	case c.queue <- b:
-	default:
+	if !c.queue.push(b) {
 		select {
 		case <-c.closing:
 		default:
@@ -419,54 +417,100 @@ func (c *conn) auth(m inbound) error {
 	return nil
 }
 
-// writeLoop writes queued frames, several messages per frame separated by '\n', and
-// performs the closing handshake when asked.
+// sendQueue is a connection's bounded queue of frames. It holds nothing while idle
+// (an idle connection costs no buffer), and the writer takes everything queued at
+// once, to send as few frames as it can.
+type sendQueue struct {
+	mu    sync.Mutex
+	items [][]byte
+	max   int
+	ready chan struct{} // capacity 1: something was queued since the last take
+}
+
+// push queues b, or reports false when the queue is full.
+func (q *sendQueue) push(b []byte) bool {
+	q.mu.Lock()
+	if len(q.items) >= q.max {
+		q.mu.Unlock()
+		return false
+	}
+	q.items = append(q.items, b)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// take returns what is queued and leaves spare (emptied) as the new queue.
+func (q *sendQueue) take(spare [][]byte) [][]byte {
+	q.mu.Lock()
+	items := q.items
+	q.items = spare[:0]
+	q.mu.Unlock()
+	return items
+}
+
+// writeLoop writes queued messages, as many per frame as fit in MaxFrame, separated
+// by '\n', and performs the closing handshake when asked.
 func (c *conn) writeLoop() {
-	buf := make([]byte, 0, 4096)
-	write := func(first []byte, timeout time.Duration) error {
-		buf = append(buf[:0], first...)
-		n := 1
-	drain:
-		for len(buf) < c.h.cfg.MaxFrame {
-			select {
-			case b := <-c.queue:
-				buf = append(buf, '\n')
-				buf = append(buf, b...)
-				n++
-			default:
-				break drain
+	var (
+		buf   []byte   // joins the messages of one frame
+		spare [][]byte // the queue's other slice, reused while it is small
+	)
+	// write sends items as frames: one message as it is (the shared bytes, no copy),
+	// several joined.
+	write := func(items [][]byte, timeout time.Duration) error {
+		for len(items) > 0 {
+			frame, n := items[0], 1
+			if len(items) > 1 && len(frame) < c.h.cfg.MaxFrame {
+				buf = append(buf[:0], frame...)
+				for n < len(items) && len(buf)+1+len(items[n]) <= c.h.cfg.MaxFrame {
+					buf = append(buf, '\n')
+					buf = append(buf, items[n]...)
+					n++
+				}
+				frame = buf
 			}
+			ctx, cancel := context.WithTimeout(context.Background(), timeout)
+			err := c.ws.Write(ctx, websocket.MessageText, frame)
+			cancel()
+			if err != nil {
+				return err
+			}
+			c.h.m.messagesOut.Add(float64(n))
+			c.h.m.frames.Inc()
+			items = items[n:]
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		if err := c.ws.Write(ctx, websocket.MessageText, buf); err != nil {
-			return err
+		if cap(buf) > 4*c.h.cfg.MaxFrame {
+			buf = nil // a burst's buffer is not kept for an idle connection
 		}
-		c.h.m.messagesOut.Add(float64(n))
-		c.h.m.frames.Inc()
 		return nil
+	}
+	takeAll := func() [][]byte {
+		items := c.queue.take(spare)
+		if cap(items) > 64 {
+			spare = nil
+		} else {
+			spare = items
+		}
+		return items
 	}
 	for {
 		select {
-		case b := <-c.queue:
-			if err := write(b, c.h.cfg.WriteTimeout); err != nil {
+		case <-c.queue.ready:
+			items := takeAll()
+			err := write(items, c.h.cfg.WriteTimeout)
+			clear(items) // the frames are shared: drop the references, not the bytes
+			if err != nil {
 				c.close(websocket.StatusAbnormalClosure, "", false)
 				_ = c.ws.CloseNow()
 				return
 			}
 		case <-c.closing:
 			if c.flush {
-			flush:
-				for {
-					select {
-					case b := <-c.queue:
-						if write(b, time.Second) != nil {
-							break flush
-						}
-					default:
-						break flush
-					}
-				}
+				_ = write(takeAll(), time.Second)
 			}
 			if c.closeCode == websocket.StatusAbnormalClosure {
 				_ = c.ws.CloseNow()

@@ -62,10 +62,14 @@ func BenchmarkFanout_EncodeOnceEnqueueTo1000Subscribers(b *testing.B) {
 		conns[i] = c
 		ch.subs[c] = &sub{cursor: 1}
 		writers.Go(func() {
+			var spare [][]byte
 			for {
 				select {
-				case <-c.queue:
-					received.Add(1)
+				case <-c.queue.ready:
+					items := c.queue.take(spare)
+					received.Add(int64(len(items)))
+					clear(items)
+					spare = items
 				case <-done:
 					return
 				}
