@@ -58,7 +58,7 @@ STATICCHECK         := $(STATICCHECK_DIR)/staticcheck
 # end-to-end tests), write a `test-e2e` target below and append it here:
 #   TEST_SUITES := test-go test-e2e
 # ---------------------------------------------------------------------------
-TEST_SUITES := test-go
+TEST_SUITES := test-go test-js
 
 .PHONY: help
 help: ## List the targets
@@ -99,6 +99,20 @@ vet: ## go vet ./...
 .PHONY: test-go
 test-go: vet ## go vet, then go test -race -count=1 ./...
 	$(GO) test $(GO_FLAGS) $(TEST_FLAGS) $(PKGS)
+
+# The browser client's unit tests (web/test/*.test.mjs) need node ≥ 20. Without node
+# they are skipped with a loud message, except under CI=true, where that is a failure.
+.PHONY: test-js
+test-js: ## Unit tests of the browser client: node --test web/test/*.test.mjs
+	@if command -v node >/dev/null 2>&1; then \
+		node --test web/test/*.test.mjs; \
+	elif [[ "$${CI:-}" == "true" ]]; then \
+		echo "test-js: node is not installed, and CI=true: install node >= 20 to run web/test/" >&2; exit 1; \
+	else \
+		echo "********************************************************************" >&2; \
+		echo "test-js: SKIPPED: node is not installed (node >= 20 runs web/test/)" >&2; \
+		echo "********************************************************************" >&2; \
+	fi
 
 .PHONY: bench
 bench: ## Run the benchmarks (not part of make test)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"time"
@@ -61,6 +62,14 @@ type Config struct {
 	// WebSocket upgrade included) and Edits per user (the layout writes listed in
 	// docs/rest-api.md). Messages is the hub's. A zero Limit is unlimited.
 	Limits ratelimit.Limits
+	// Web holds the demo page's files (web.FS()): index.html is served at /, the other
+	// top-level files at /web/<name>. nil: neither is served.
+	Web fs.FS
+	// DevTokens serves GET /dev/token?user=NAME: a token for any user, signed with
+	// JWTSecret, for the demo page. Only for serve --dev: it lets anyone act as anyone.
+	DevTokens bool
+	// DevTokenTTL is how long those tokens live; default DefaultDevTokenTTL (1h).
+	DevTokenTTL time.Duration
 }
 
 // Server is dashsync's HTTP API: the REST routes of SPEC §4, health, readiness and
@@ -81,6 +90,9 @@ type Server struct {
 	maxConns  int
 	limiter   ratelimit.Limiter
 	limits    ratelimit.Limits
+	assets    map[string]asset // the demo page's files by name; nil: not served
+	devTokens bool
+	devTTL    time.Duration
 	metrics   *metrics
 	engine    *gin.Engine
 }
@@ -112,6 +124,18 @@ func New(cfg Config) *Server {
 		maxConns:  cfg.MaxConnsPerUser,
 		limiter:   cfg.Limiter,
 		limits:    cfg.Limits,
+		devTokens: cfg.DevTokens,
+		devTTL:    cfg.DevTokenTTL,
+	}
+	if cfg.Web != nil {
+		assets, err := loadAssets(cfg.Web)
+		if err != nil {
+			panic("api.New: Config.Web: " + err.Error())
+		}
+		s.assets = assets
+	}
+	if s.devTTL <= 0 {
+		s.devTTL = DefaultDevTokenTTL
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -155,6 +179,7 @@ func (s *Server) routes() *gin.Engine {
 	s.routeLayouts(api.Group("/dashboard/layouts"))
 	api.GET("/dashboard/templates", s.handleTemplateList)
 	api.GET("/ws", s.handleWebSocket)
+	s.routeWeb(r)
 	return r
 }
 

@@ -22,6 +22,10 @@ type conn struct {
 	uid string // the user; an `auth` for another user is refused, so it never changes
 
 	queue sendQueue
+	// written is closed when the writer has performed the closing handshake.
+	written chan struct{}
+	// send writes one text frame (the socket; benchmarks count instead).
+	send func(ctx context.Context, frame []byte) error
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -36,8 +40,14 @@ type conn struct {
 }
 
 func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
+	c := newConnState(h, ws, id)
+	c.send = func(ctx context.Context, frame []byte) error { return ws.Write(ctx, websocket.MessageText, frame) }
+	return c
+}
+
+func newConnState(h *Hub, ws *websocket.Conn, id Identity) *conn {
 	return &conn{h: h, ws: ws, id: newClientID(), uid: id.User, exp: id.Exp,
-		queue: sendQueue{max: h.cfg.QueueSize, ready: make(chan struct{}, 1)}, closing: make(chan struct{}), subs: map[string]*channel{}}
+		queue: sendQueue{max: h.cfg.QueueSize}, written: make(chan struct{}), closing: make(chan struct{}), subs: map[string]*channel{}}
 }
 
 func (c *conn) user() string { return c.uid }
@@ -45,7 +55,11 @@ func (c *conn) user() string { return c.uid }
 // enqueue queues a frame without ever blocking; a full queue closes the connection
 // with 1013 (its client resumes with `since`).
 func (c *conn) enqueue(b []byte) {
-	if !c.queue.push(b) {
+	switch c.queue.push(b) {
+	case pushed:
+	case pushedStart:
+		go c.drain()
+	case full:
 		select {
 		case <-c.closing:
 		default:
@@ -60,19 +74,16 @@ func (c *conn) enqueue(b []byte) {
 func (c *conn) close(code websocket.StatusCode, reason string, flush bool) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeMsg, c.flush = code, reason, flush
-		close(c.closing)
+		close(c.closing) // before the writer check below: see drain
+		if c.queue.startWriter() {
+			go c.drain()
+		}
 	})
 }
 
 // run serves the connection until it closes.
 func (c *conn) run(ctx context.Context) {
 	c.ws.SetReadLimit(c.h.cfg.ReadLimit)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.writeLoop()
-	}()
 	c.mu.Lock()
 	c.armExpiry()
 	c.mu.Unlock()
@@ -91,7 +102,7 @@ func (c *conn) run(ctx context.Context) {
 	for _, ch := range subs {
 		c.leave(ch)
 	}
-	wg.Wait()
+	<-c.written
 }
 
 // armExpiry closes the connection with 4001 when its token expires. Called with c.mu held.
@@ -417,53 +428,102 @@ func (c *conn) auth(m inbound) error {
 	return nil
 }
 
-// sendQueue is a connection's bounded queue of frames. It holds nothing while idle
-// (an idle connection costs no buffer), and the writer takes everything queued at
-// once, to send as few frames as it can.
+// sendQueue is a connection's bounded queue of frames. It holds nothing while idle,
+// and a writer goroutine exists only while there is something to write (or a close
+// to perform): an idle connection costs neither a buffer nor a goroutine.
 type sendQueue struct {
-	mu    sync.Mutex
-	items [][]byte
-	max   int
-	ready chan struct{} // capacity 1: something was queued since the last take
+	mu      sync.Mutex
+	items   [][]byte
+	max     int
+	running bool // a writer goroutine is draining the queue
+	stopped bool // the connection is closed: nothing more is queued
 }
 
-// push queues b, or reports false when the queue is full.
-func (q *sendQueue) push(b []byte) bool {
+type pushResult int
+
+const (
+	pushed      pushResult = iota // queued; the running writer takes it
+	pushedStart                   // queued; the caller starts a writer
+	full                          // not queued: the queue is full
+)
+
+func (q *sendQueue) push(b []byte) pushResult {
 	q.mu.Lock()
-	if len(q.items) >= q.max {
-		q.mu.Unlock()
-		return false
+	defer q.mu.Unlock()
+	switch {
+	case q.stopped:
+		return pushed // dropped: the connection is gone
+	case len(q.items) >= q.max:
+		return full
 	}
 	q.items = append(q.items, b)
-	q.mu.Unlock()
-	select {
-	case q.ready <- struct{}{}:
-	default:
+	if q.running {
+		return pushed
 	}
+	q.running = true
+	return pushedStart
+}
+
+// startWriter reports whether the caller must start a writer (none is running).
+func (q *sendQueue) startWriter() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.running || q.stopped {
+		return false
+	}
+	q.running = true
 	return true
 }
 
-// take returns what is queued and leaves spare (emptied) as the new queue.
-func (q *sendQueue) take(spare [][]byte) [][]byte {
+// next takes what is queued. When nothing is, it ends the writer's turn (ok false)
+// unless closing is closed: close closes it before checking for a writer, so either
+// this writer sees it here or close starts a new one.
+func (q *sendQueue) next(closing <-chan struct{}) (items [][]byte, ok bool) {
 	q.mu.Lock()
-	items := q.items
-	q.items = spare[:0]
-	q.mu.Unlock()
-	return items
+	defer q.mu.Unlock()
+	items, q.items = q.items, nil
+	if len(items) > 0 {
+		return items, true
+	}
+	select {
+	case <-closing:
+		return nil, true
+	default:
+		q.running = false
+		return nil, false
+	}
 }
 
-// writeLoop writes queued messages, as many per frame as fit in MaxFrame, separated
-// by '\n', and performs the closing handshake when asked.
-func (c *conn) writeLoop() {
+func (q *sendQueue) stop() {
+	q.mu.Lock()
+	q.stopped, q.items = true, nil
+	q.mu.Unlock()
+}
+
+// drain is the writer: it writes what is queued, as many messages per frame as fit in
+// MaxFrame separated by '\n', until the queue is empty, and performs the closing
+// handshake when asked.
+func (c *conn) drain() {
 	var (
-		buf   []byte   // joins the messages of one frame
-		spare [][]byte // the queue's other slice, reused while it is small
+		buf    []byte // joins the messages of one frame
+		ctx    context.Context
+		cancel context.CancelFunc = func() {}
+		ctxEnd time.Time
 	)
-	// write sends items as frames: one message as it is (the shared bytes, no copy),
-	// several joined.
+	defer func() { cancel() }()
+	// writeCtx bounds each write by at least half the timeout and at most all of it,
+	// and costs one timer per burst rather than one per write.
+	writeCtx := func(timeout time.Duration) context.Context {
+		if now := time.Now(); ctx == nil || ctxEnd.Sub(now) < timeout/2 {
+			cancel()
+			ctxEnd = now.Add(timeout)
+			ctx, cancel = context.WithDeadline(context.Background(), ctxEnd)
+		}
+		return ctx
+	}
 	write := func(items [][]byte, timeout time.Duration) error {
 		for len(items) > 0 {
-			frame, n := items[0], 1
+			frame, n := items[0], 1 // one message goes as it is: the shared bytes
 			if len(items) > 1 && len(frame) < c.h.cfg.MaxFrame {
 				buf = append(buf[:0], frame...)
 				for n < len(items) && len(buf)+1+len(items[n]) <= c.h.cfg.MaxFrame {
@@ -473,51 +533,40 @@ func (c *conn) writeLoop() {
 				}
 				frame = buf
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), timeout)
-			err := c.ws.Write(ctx, websocket.MessageText, frame)
-			cancel()
-			if err != nil {
+			if err := c.send(writeCtx(timeout), frame); err != nil {
 				return err
 			}
 			c.h.m.messagesOut.Add(float64(n))
 			c.h.m.frames.Inc()
 			items = items[n:]
 		}
-		if cap(buf) > 4*c.h.cfg.MaxFrame {
-			buf = nil // a burst's buffer is not kept for an idle connection
-		}
 		return nil
-	}
-	takeAll := func() [][]byte {
-		items := c.queue.take(spare)
-		if cap(items) > 64 {
-			spare = nil
-		} else {
-			spare = items
-		}
-		return items
 	}
 	for {
 		select {
-		case <-c.queue.ready:
-			items := takeAll()
-			err := write(items, c.h.cfg.WriteTimeout)
-			clear(items) // the frames are shared: drop the references, not the bytes
-			if err != nil {
-				c.close(websocket.StatusAbnormalClosure, "", false)
-				_ = c.ws.CloseNow()
-				return
-			}
 		case <-c.closing:
 			if c.flush {
-				_ = write(takeAll(), time.Second)
+				items, _ := c.queue.next(c.closing)
+				_ = write(items, time.Second)
 			}
-			if c.closeCode == websocket.StatusAbnormalClosure {
+			c.queue.stop()
+			switch {
+			case c.ws == nil:
+			case c.closeCode == websocket.StatusAbnormalClosure:
 				_ = c.ws.CloseNow()
-			} else {
+			default:
 				_ = c.ws.Close(c.closeCode, c.closeMsg)
 			}
+			close(c.written)
 			return
+		default:
+		}
+		items, ok := c.queue.next(c.closing)
+		if !ok {
+			return
+		}
+		if err := write(items, c.h.cfg.WriteTimeout); err != nil {
+			c.close(websocket.StatusAbnormalClosure, "", false)
 		}
 	}
 }

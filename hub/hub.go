@@ -299,14 +299,16 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
-		http.Error(w, `{"error":{"code":"unavailable","message":"the server is shutting down"}}`, http.StatusServiceUnavailable)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the server is shutting down"}}` + "\n"))
 		return
 	}
 	h.connsWG.Add(1)
 	h.mu.Unlock()
-	defer h.connsWG.Done()
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
+		h.connsWG.Done()
 		h.log.Debug("websocket accept failed", "err", err)
 		return
 	}
@@ -314,17 +316,25 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
+		h.connsWG.Done()
 		_ = ws.Close(CloseGoingAway, "server shutting down")
 		return
 	}
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
 	h.m.connections.Inc()
-	c.run(r.Context())
-	h.m.connections.Dec()
-	h.mu.Lock()
-	delete(h.conns, c)
-	h.mu.Unlock()
+	// The connection is served on a goroutine of its own and the request's returns:
+	// that one's stack grew through the router's middleware, and an idle connection
+	// should keep only the small stack its read loop needs.
+	ctx := context.WithoutCancel(r.Context())
+	go func() {
+		defer h.connsWG.Done()
+		c.run(ctx)
+		h.m.connections.Dec()
+		h.mu.Lock()
+		delete(h.conns, c)
+		h.mu.Unlock()
+	}()
 }
 
 // Connections returns how many connections user has open (all users for "").

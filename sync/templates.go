@@ -55,6 +55,18 @@ var templates = []Template{
 			{"text", "Notes", static(`{"text":"Drag me around."}`), Item{4, 0, 8, 2}},
 		},
 	},
+	{
+		Name: "demo", Title: "Live demo",
+		Description: "Every kind of tile the demo page draws, live: a counter, a time series, a clock, a table and a note.",
+		columns:     12,
+		tiles: []tile{
+			{"stat", "Requests served", demo("demo.counter", 2), Item{0, 0, 3, 2}},
+			{"clock", "Server time", demo("demo.clock", 1), Item{3, 0, 3, 2}},
+			{"timeseries", "Latency p99 (ms)", demo("demo.series", 2), Item{6, 0, 6, 4}},
+			{"text", "Notes", static(`{"text":"Open this page in a second window and drag the tiles around: every change shows in both at once. Focus a tile and use the arrow keys to move it (Shift + arrows resizes it)."}`), Item{0, 2, 6, 2}},
+			{"table", "Deployments", static(`{"columns":["service","version","region","status"],"rows":[["api","1.4.2","eu-west-1","healthy"],["web","2.0.1","eu-west-1","healthy"],["worker","0.9.7","us-east-1","degraded"],["billing","3.2.0","us-east-1","healthy"]]}`), Item{0, 4, 12, 3}},
+		},
+	},
 }
 
 // Templates lists the built-in templates.

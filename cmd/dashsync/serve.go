@@ -25,6 +25,7 @@ import (
 	"github.com/dashsync/dashsync/store/redis"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/web"
 	"github.com/dashsync/dashsync/widgetdata"
 )
 
@@ -149,6 +150,8 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		MaxConnsPerUser: c.MaxConnsPerUser,
 		Limiter:         shared.limiter,
 		Limits:          limits,
+		Web:             web.FS(),
+		DevTokens:       c.Dev, // the demo page signs in as /?user=NAME
 	})
 
 	ln, err := net.Listen("tcp", c.Addr)
@@ -175,6 +178,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		}
 		fmt.Fprintf(stdout, "dev token (user dev, valid %s): %s\n", devTokenTTL, tok)
 		fmt.Fprintf(stdout, "try: curl -H 'Authorization: Bearer %s' %s/api/dashboard\n", tok, url)
+		fmt.Fprintf(stdout, "demo dashboard: %s/?user=alice\n", url)
 	}
 
 	select {
