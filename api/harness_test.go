@@ -97,7 +97,8 @@ func TestREST(t *testing.T) {
 // newTestSources is a registry of the built-in source kinds, whose http kind resolves
 // with resolver (nil: no name resolves) and connects to loopback only
 // (internal/testnet) under the SSRF allow-list allow, plus two fetched test kinds:
-// "test.echo" answers {"id": <widget id>}, "test.fail" always fails.
+// "test.echo" answers {"id": <widget id>}, "test.fail" always fails, "test.slow"
+// answers only after its deadline (slowSourceDeadline) has passed.
 func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *source.Registry {
 	t.Helper()
 	p, err := source.NewPolicy(allow)
@@ -120,6 +121,11 @@ func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *s
 		"test.fail": {FetchFunc: func(context.Context, dsync.Widget) (json.RawMessage, error) {
 			return nil, errors.New("the test source always fails")
 		}},
+		"test.slow": {FetchFunc: func(ctx context.Context, _ dsync.Widget) (json.RawMessage, error) {
+			<-ctx.Done()
+			time.Sleep(slowSourceDeadline) // answers late, whatever its context says
+			return json.RawMessage(`{"late":true}`), nil
+		}},
 	} {
 		if err := r.Register(name, f); err != nil {
 			t.Fatal(err)
@@ -127,6 +133,9 @@ func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *s
 	}
 	return r
 }
+
+// slowSourceDeadline is the per-widget fetch deadline of the test servers.
+const slowSourceDeadline = 500 * time.Millisecond
 
 // harness is a real HTTP server (httptest) over a real store.
 type harness struct {
@@ -144,8 +153,9 @@ func newHarness(t testing.TB, store dsync.Store, change ...func(*api.Config)) *h
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	sources := newTestSources(t, nil, nil)
 	cfg := api.Config{
-		Service:   dsync.NewService(store, dsync.Options{Sources: sources, Logger: log}),
-		Data:      widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: sources.Fetchers(), Logger: log}),
+		Service: dsync.NewService(store, dsync.Options{Sources: sources, Logger: log}),
+		Data: widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: sources.Fetchers(), Logger: log,
+			FetchTimeout: slowSourceDeadline}),
 		JWTSecret: h.secret,
 		Logger:    log,
 		Registry:  h.registry,

@@ -26,6 +26,7 @@ var widgetCases = []testCase{
 	{"Widget_BatchAllSucceededIs200", testWidgetBatchAllOK},
 	{"Widget_BatchOver50Is400", testWidgetBatchOver50},
 	{"Widget_SourceFailureIs502", testWidgetSourceFailed},
+	{"Widget_BatchWithAFailingAndASlowSourceIs207", testWidgetBatchFailingAndSlow},
 }
 
 type widgetData struct {
@@ -398,5 +399,29 @@ func testWidgetSourceFailed(t *testing.T, h *harness) {
 	}
 	if r := got.Results[good.ID]; r.Status != 200 {
 		t.Errorf("got %+v, want 200 for the good widget", r)
+	}
+}
+
+func testWidgetBatchFailingAndSlow(t *testing.T, h *harness) {
+	c := h.newUser(t)
+	bad, slow, good, echo := c.createWidget(t, "test.fail"), c.createWidget(t, "test.slow"), c.createWidget(t, "static"), c.createWidget(t, "test.echo")
+	var got batchBody
+	start := time.Now()
+	c.do(t, "POST", "/api/dashboard/widgets/batch", map[string]any{"ids": []string{bad.ID, slow.ID, good.ID, echo.ID}}).want(t, http.StatusMultiStatus, &got)
+	took := time.Since(start)
+	if r := got.Results[bad.ID]; r.Status != 502 || r.Error == nil || r.Error.Code != "source_failed" {
+		t.Errorf("failing source: got %+v, want a per-id 502 source_failed", r)
+	}
+	if r := got.Results[slow.ID]; r.Status != 502 || r.Error == nil || r.Error.Code != "source_failed" {
+		t.Errorf("slow source: got %+v, want a per-id 502 source_failed at its deadline", r)
+	}
+	for _, w := range []string{good.ID, echo.ID} {
+		if r := got.Results[w]; r.Status != 200 {
+			t.Errorf("widget %s: got %+v, want 200", w, r)
+		}
+	}
+	// The slow source costs the batch its deadline, not its own (late) answer.
+	if took >= 2*slowSourceDeadline {
+		t.Errorf("the batch took %v: the slow source held it past its deadline (%v)", took, slowSourceDeadline)
 	}
 }
