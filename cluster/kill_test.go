@@ -99,6 +99,7 @@ type killTab struct {
 	mu   sync.Mutex
 	c    *wsclient.Client
 	seen []int64
+	left map[string]time.Time // client ids announced as left, and when
 }
 
 func (tb *killTab) record(vs ...int64) {
@@ -122,10 +123,24 @@ func (tb *killTab) connect(t *testing.T, url, token, layoutID string) {
 	var mu sync.Mutex
 	mu.Lock() // ops are recorded only after the subscribe reply is
 	c, _, err := wsclient.Dial(ctx, ws, wsclient.Options{Token: token, OnMessage: func(m wsclient.Msg) {
-		if m.Type == "op" {
+		switch m.Type {
+		case "op":
 			mu.Lock()
 			tb.record(m.Version)
 			mu.Unlock()
+		case "presence":
+			var left []struct {
+				Client string `json:"client"`
+			}
+			_ = json.Unmarshal(m.Left, &left)
+			tb.mu.Lock()
+			if tb.left == nil {
+				tb.left = map[string]time.Time{}
+			}
+			for _, l := range left {
+				tb.left[l.Client] = time.Now()
+			}
+			tb.mu.Unlock()
 		}
 	}})
 	if err != nil {
@@ -274,9 +289,11 @@ func TestFault_InstanceKilledItsClientsResumeOnTheOther(t *testing.T) {
 	case <-time.After(waitLimit):
 		t.Fatal("the editors never got a third of the way")
 	}
+	onA := []string{tabs[0].c.Hello.Client, tabs[1].c.Hello.Client}
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
+	killed := time.Now()
 	<-a.exited
 	// A's tabs see their connection die and resume on B with since.
 	for _, tb := range tabs[:2] {
@@ -314,6 +331,25 @@ func TestFault_InstanceKilledItsClientsResumeOnTheOther(t *testing.T) {
 	for id, v := range acks {
 		if byEdit[id] != v {
 			t.Fatalf("edit %s acknowledged as version %d, op log has %d", id, v, byEdit[id])
+		}
+	}
+	// The dead instance's clients leave B's presence within 30 s: nobody renews them.
+	for _, id := range onA {
+		deadline := killed.Add(30 * time.Second)
+		for {
+			tabs[2].mu.Lock()
+			at, ok := tabs[2].left[id]
+			tabs[2].mu.Unlock()
+			if ok {
+				if at.Sub(killed) > 30*time.Second {
+					t.Fatalf("client %s of the killed instance left after %v, want within 30 s", id, at.Sub(killed))
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("client %s of the killed instance never left the presence of the other", id)
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 	// Every tab has every version once, in order, across its reconnect.
