@@ -35,6 +35,12 @@ BENCH        ?= .
 BENCH_FLAGS  ?= -benchmem
 BENCH_PKGS   ?= $(PKGS)
 
+# `make test-e2e`: the browser it drives, node's per-test timeout (ms), and a bound on
+# the whole run (seconds; the run is killed after it)
+E2E_CHROMIUM ?= /usr/bin/chromium
+E2E_TIMEOUT  ?= 300000
+E2E_DEADLINE ?= 900
+
 # `make fuzz` (the seed corpus in sync/testdata/fuzz also runs under plain `go test`)
 FUZZ         ?= FuzzEditRule
 FUZZ_PKG     ?= ./sync
@@ -54,11 +60,10 @@ STATICCHECK_DIR     := $(CURDIR)/$(BIN_DIR)/tools/staticcheck-$(STATICCHECK_VERS
 STATICCHECK         := $(STATICCHECK_DIR)/staticcheck
 
 # ---------------------------------------------------------------------------
-# Test suites run by `make test`, in order. To add a suite (e.g. browser
-# end-to-end tests), write a `test-e2e` target below and append it here:
-#   TEST_SUITES := test-go test-e2e
+# Test suites run by `make test`, in order. To add a suite, write its target below
+# and append it here.
 # ---------------------------------------------------------------------------
-TEST_SUITES := test-go test-js
+TEST_SUITES := test-go test-js test-e2e
 
 .PHONY: help
 help: ## List the targets
@@ -113,6 +118,31 @@ test-js: ## Unit tests of the browser client: node --test web/test/*.test.mjs
 		echo "test-js: SKIPPED: node is not installed (node >= 20 runs web/test/)" >&2; \
 		echo "********************************************************************" >&2; \
 	fi
+
+# The end-to-end suite (e2e/*.test.mjs): headless Chromium (Debian's chromium, driven by
+# playwright-core from e2e/node_modules) against real `dashsync serve` processes, one
+# server and then two instances on Postgres + Redis. scripts/install-e2e installs both.
+# Without them it is skipped with a loud message, except under CI=true, where that is a
+# failure (.ci/run installs them first).
+.PHONY: test-e2e
+test-e2e: ## End-to-end tests in headless Chromium against real servers: node --test e2e/
+	@missing=(); \
+	command -v node >/dev/null 2>&1 || missing+=("node >= 20"); \
+	[[ -x "$(E2E_CHROMIUM)" ]] || missing+=("chromium ($(E2E_CHROMIUM))"); \
+	[[ -f e2e/node_modules/playwright-core/package.json ]] || missing+=("playwright-core (e2e/node_modules)"); \
+	if (( $${#missing[@]} )); then \
+		if [[ "$${CI:-}" == "true" ]]; then \
+			echo "test-e2e: CI=true and missing: $${missing[*]}: run scripts/install-e2e first" >&2; exit 1; \
+		fi; \
+		echo "********************************************************************" >&2; \
+		echo "** test-e2e: SKIPPED: the browser end-to-end suite did NOT run" >&2; \
+		echo "** missing: $${missing[*]}" >&2; \
+		echo "** install them with: scripts/install-e2e   (apt-get chromium, npm ci)" >&2; \
+		echo "********************************************************************" >&2; \
+		exit 0; \
+	fi; \
+	cd e2e && DASHSYNC_E2E_CHROMIUM="$(E2E_CHROMIUM)" timeout --kill-after=30 $(E2E_DEADLINE) \
+		node --test --test-concurrency=1 --test-timeout=$(E2E_TIMEOUT) *.test.mjs
 
 .PHONY: bench
 bench: ## Run the benchmarks (not part of make test)
