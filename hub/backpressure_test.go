@@ -204,3 +204,58 @@ func TestSlowConsumer_ClosedWith1013OthersKeepPace(t *testing.T) {
 	}
 	checkConsecutive(t, "resume", vs, last+1, version)
 }
+
+// TestStuckWrite_ConnectionDroppedAfterWriteTimeout: a peer that stops reading while
+// its queue still has room blocks the server's write once the socket buffers are full;
+// past WriteTimeout the hub drops that connection, and the others go on.
+func TestStuckWrite_ConnectionDroppedAfterWriteTimeout(t *testing.T) {
+	t.Parallel()
+	s := testenv.New(t, testenv.Options{Hub: func(c *hub.Config) {
+		c.QueueSize = 1 << 20 // never full: only the write timeout can end it
+		c.WriteTimeout = 300 * time.Millisecond
+		c.SweepInterval = 50 * time.Millisecond
+	}})
+	l, _ := seed(t, s, "alice")
+	ch := "layout:" + l.ID
+	release := make(chan struct{})
+	stuck := s.Dial(t, "alice", func(m wsclient.Msg) {
+		if m.Type == "op" {
+			<-release
+		}
+	})
+	t.Cleanup(func() { close(release) }) // before the Dial cleanup, which waits for the read loop
+	if r := req(t, stuck, map[string]any{"type": "subscribe", "channel": ch}); r.Type != "subscribed" {
+		t.Fatalf("subscribe: got %s", r.Raw)
+	}
+	other := newInbox()
+	oc := s.Dial(t, "alice", other.add)
+	if r := req(t, oc, map[string]any{"type": "subscribe", "channel": ch}); r.Type != "subscribed" {
+		t.Fatalf("subscribe: got %s", r.Raw)
+	}
+	editor := s.Dial(t, "alice", nil)
+	if got := s.Hub.Connections("alice"); got != 3 {
+		t.Fatalf("connections: got %d, want 3", got)
+	}
+	// The stuck client cannot notice the drop (its read loop is blocked): the server's
+	// count of alice's connections tells.
+	blob := strings.Repeat("y", 15<<10)
+	version := l.Version
+	for n := 1; s.Hub.Connections("alice") == 3; n++ {
+		if n > 5000 {
+			t.Fatal("the connection that stopped reading was never dropped")
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := editor.Request(ctx, map[string]any{"type": "edit", "channel": ch, "base": version,
+			"ops": []any{op("add", "/settings/blob", fmt.Sprintf("%d-%s", n, blob))}})
+		cancel()
+		if err != nil || r.Type != "ack" {
+			t.Fatalf("edit %d: got %s (%v)", n, r.Type, err)
+		}
+		version = r.Version
+	}
+	other.waitFor(t, "the reading tab to get every version", func(ms []wsclient.Msg) bool {
+		vs := opVersions(t, ms, ch)
+		return len(vs) > 0 && vs[len(vs)-1] >= version
+	})
+	checkConsecutive(t, "the reading tab", opVersions(t, other.all(), ch), l.Version+1, version)
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -26,6 +27,9 @@ type conn struct {
 	written chan struct{}
 	// send writes one text frame (the socket; benchmarks count instead).
 	send func(ctx context.Context, frame []byte) error
+	// writingSince is when the write in progress began (unix nanoseconds, 0: none);
+	// the hub's sweeper drops a connection whose write is stuck past WriteTimeout.
+	writingSince atomic.Int64
 
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -47,7 +51,7 @@ func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 
 func newConnState(h *Hub, ws *websocket.Conn, id Identity) *conn {
 	return &conn{h: h, ws: ws, id: newClientID(), uid: id.User, exp: id.Exp,
-		queue: sendQueue{max: h.cfg.QueueSize}, written: make(chan struct{}), closing: make(chan struct{}), subs: map[string]*channel{}}
+		queue: sendQueue{max: h.cfg.QueueSize, ready: make(chan struct{}, 1)}, written: make(chan struct{}), closing: make(chan struct{}), subs: map[string]*channel{}}
 }
 
 func (c *conn) user() string { return c.uid }
@@ -55,17 +59,14 @@ func (c *conn) user() string { return c.uid }
 // enqueue queues a frame without ever blocking; a full queue closes the connection
 // with 1013 (its client resumes with `since`).
 func (c *conn) enqueue(b []byte) {
-	switch c.queue.push(b) {
-	case pushed:
-	case pushedStart:
-		go c.drain()
-	case full:
-		select {
-		case <-c.closing:
-		default:
-			c.h.m.queueDrops.Inc()
-			c.close(CloseTryAgainLater, "send queue full: resume with since", false)
-		}
+	if c.queue.push(b) {
+		return
+	}
+	select {
+	case <-c.closing:
+	default:
+		c.h.m.queueDrops.Inc()
+		c.close(CloseTryAgainLater, "send queue full: resume with since", false)
 	}
 }
 
@@ -74,16 +75,14 @@ func (c *conn) enqueue(b []byte) {
 func (c *conn) close(code websocket.StatusCode, reason string, flush bool) {
 	c.closeOnce.Do(func() {
 		c.closeCode, c.closeMsg, c.flush = code, reason, flush
-		close(c.closing) // before the writer check below: see drain
-		if c.queue.startWriter() {
-			go c.drain()
-		}
+		close(c.closing)
 	})
 }
 
 // run serves the connection until it closes.
 func (c *conn) run(ctx context.Context) {
 	c.ws.SetReadLimit(c.h.cfg.ReadLimit)
+	go c.writeLoop()
 	c.mu.Lock()
 	c.armExpiry()
 	c.mu.Unlock()
@@ -428,70 +427,44 @@ func (c *conn) auth(m inbound) error {
 	return nil
 }
 
-// sendQueue is a connection's bounded queue of frames. It holds nothing while idle,
-// and a writer goroutine exists only while there is something to write (or a close
-// to perform): an idle connection costs neither a buffer nor a goroutine.
+// sendQueue is a connection's bounded queue of frames. It holds no buffer while
+// idle, and the writer takes everything queued at once, to send as few frames as it
+// can.
 type sendQueue struct {
 	mu      sync.Mutex
 	items   [][]byte
 	max     int
-	running bool // a writer goroutine is draining the queue
-	stopped bool // the connection is closed: nothing more is queued
+	stopped bool          // the connection is closed: what is pushed is dropped
+	ready   chan struct{} // capacity 1: something was queued since the last take
 }
 
-type pushResult int
-
-const (
-	pushed      pushResult = iota // queued; the running writer takes it
-	pushedStart                   // queued; the caller starts a writer
-	full                          // not queued: the queue is full
-)
-
-func (q *sendQueue) push(b []byte) pushResult {
+// push queues b; it reports false when the queue is full.
+func (q *sendQueue) push(b []byte) bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	switch {
 	case q.stopped:
-		return pushed // dropped: the connection is gone
+		q.mu.Unlock()
+		return true // dropped: the connection is gone
 	case len(q.items) >= q.max:
-		return full
-	}
-	q.items = append(q.items, b)
-	if q.running {
-		return pushed
-	}
-	q.running = true
-	return pushedStart
-}
-
-// startWriter reports whether the caller must start a writer (none is running).
-func (q *sendQueue) startWriter() bool {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	if q.running || q.stopped {
+		q.mu.Unlock()
 		return false
 	}
-	q.running = true
+	q.items = append(q.items, b)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
 	return true
 }
 
-// next takes what is queued. When nothing is, it ends the writer's turn (ok false)
-// unless closing is closed: close closes it before checking for a writer, so either
-// this writer sees it here or close starts a new one.
-func (q *sendQueue) next(closing <-chan struct{}) (items [][]byte, ok bool) {
+// take returns what is queued and leaves spare (emptied) as the new queue.
+func (q *sendQueue) take(spare [][]byte) [][]byte {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	items, q.items = q.items, nil
-	if len(items) > 0 {
-		return items, true
-	}
-	select {
-	case <-closing:
-		return nil, true
-	default:
-		q.running = false
-		return nil, false
-	}
+	items := q.items
+	q.items = spare[:0]
+	q.mu.Unlock()
+	return items
 }
 
 func (q *sendQueue) stop() {
@@ -500,28 +473,17 @@ func (q *sendQueue) stop() {
 	q.mu.Unlock()
 }
 
-// drain is the writer: it writes what is queued, as many messages per frame as fit in
-// MaxFrame separated by '\n', until the queue is empty, and performs the closing
-// handshake when asked.
-func (c *conn) drain() {
+// writeLoop is the connection's writer: it writes what is queued, as many messages
+// per frame as fit in MaxFrame separated by '\n', and performs the closing handshake
+// when asked. Writes carry no deadline of their own (a timer per write costs more
+// than the write); the hub's sweeper cuts a write stuck past WriteTimeout instead.
+func (c *conn) writeLoop() {
 	var (
-		buf    []byte // joins the messages of one frame
-		ctx    context.Context
-		cancel context.CancelFunc = func() {}
-		ctxEnd time.Time
+		buf   []byte   // joins the messages of one frame
+		spare [][]byte // the queue's other slice, reused while it is small
 	)
-	defer func() { cancel() }()
-	// writeCtx bounds each write by at least half the timeout and at most all of it,
-	// and costs one timer per burst rather than one per write.
-	writeCtx := func(timeout time.Duration) context.Context {
-		if now := time.Now(); ctx == nil || ctxEnd.Sub(now) < timeout/2 {
-			cancel()
-			ctxEnd = now.Add(timeout)
-			ctx, cancel = context.WithDeadline(context.Background(), ctxEnd)
-		}
-		return ctx
-	}
-	write := func(items [][]byte, timeout time.Duration) error {
+	ctx := context.Background()
+	write := func(items [][]byte) error {
 		for len(items) > 0 {
 			frame, n := items[0], 1 // one message goes as it is: the shared bytes
 			if len(items) > 1 && len(frame) < c.h.cfg.MaxFrame {
@@ -533,21 +495,41 @@ func (c *conn) drain() {
 				}
 				frame = buf
 			}
-			if err := c.send(writeCtx(timeout), frame); err != nil {
+			c.writingSince.Store(time.Now().UnixNano())
+			err := c.send(ctx, frame)
+			c.writingSince.Store(0)
+			if err != nil {
 				return err
 			}
 			c.h.m.messagesOut.Add(float64(n))
 			c.h.m.frames.Inc()
 			items = items[n:]
 		}
+		if cap(buf) > 4*c.h.cfg.MaxFrame {
+			buf = nil // a burst's buffer is not kept for an idle connection
+		}
 		return nil
+	}
+	takeAll := func() [][]byte {
+		items := c.queue.take(spare)
+		spare = nil
+		if cap(items) <= 64 {
+			spare = items
+		}
+		return items
 	}
 	for {
 		select {
+		case <-c.queue.ready:
+			items := takeAll()
+			err := write(items)
+			clear(items) // the frames are shared: drop the references, not the bytes
+			if err != nil {
+				c.close(websocket.StatusAbnormalClosure, "", false)
+			}
 		case <-c.closing:
 			if c.flush {
-				items, _ := c.queue.next(c.closing)
-				_ = write(items, time.Second)
+				_ = write(takeAll())
 			}
 			c.queue.stop()
 			switch {
@@ -559,14 +541,12 @@ func (c *conn) drain() {
 			}
 			close(c.written)
 			return
-		default:
-		}
-		items, ok := c.queue.next(c.closing)
-		if !ok {
-			return
-		}
-		if err := write(items, c.h.cfg.WriteTimeout); err != nil {
-			c.close(websocket.StatusAbnormalClosure, "", false)
 		}
 	}
+}
+
+// writeStuck reports whether a write has been in progress for longer than d.
+func (c *conn) writeStuck(now time.Time, d time.Duration) bool {
+	since := c.writingSince.Load()
+	return since != 0 && now.Sub(time.Unix(0, since)) > d
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/coder/websocket"
 	"log/slog"
 	"sync/atomic"
 	"testing"
@@ -54,7 +55,6 @@ func BenchmarkFanout_EncodeOnceEnqueueTo1000Subscribers(b *testing.B) {
 	h.channels[ch.name] = ch
 
 	var received atomic.Int64
-	done := make(chan struct{})
 	conns := make([]*conn, subscribers)
 	for i := range conns {
 		c := newConnState(h, nil, Identity{User: "alice", Exp: time.Now().Add(time.Hour)})
@@ -66,8 +66,14 @@ func BenchmarkFanout_EncodeOnceEnqueueTo1000Subscribers(b *testing.B) {
 		}
 		conns[i] = c
 		ch.subs[c] = &sub{cursor: 1}
+		go c.writeLoop()
 	}
-	b.Cleanup(func() { close(done) })
+	b.Cleanup(func() {
+		for _, c := range conns {
+			c.close(websocket.StatusNormalClosure, "", false)
+			<-c.written
+		}
+	})
 
 	// A typical edit: one tab drags a widget.
 	change := &dsync.Change{Version: 1, Author: "alice", Client: "c-7f3a0b1c2d3e", Ops: []dsync.Op{

@@ -283,6 +283,7 @@ func (h *Hub) sweep() {
 			for _, ch := range h.layoutChannels() {
 				ch.catchUp()
 			}
+			h.dropStuckWriters()
 		case <-p.C:
 			ctx, cancel := context.WithTimeout(context.Background(), h.cfg.PresenceRefresh)
 			for _, ch := range h.layoutChannels() {
@@ -401,3 +402,23 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 }
 
 func newClientID() string { return "c-" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12] }
+
+// dropStuckWriters cuts every connection whose write has not finished within
+// WriteTimeout (a peer that stopped reading and whose buffers are full): its writer
+// is unblocked and its client reconnects and resumes.
+func (h *Hub) dropStuckWriters() {
+	now := time.Now()
+	h.mu.Lock()
+	var stuck []*conn
+	for c := range h.conns {
+		if c.writeStuck(now, h.cfg.WriteTimeout) {
+			stuck = append(stuck, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range stuck {
+		h.log.Info("dropping a connection whose write is stuck", "client", c.id, "user", c.uid)
+		c.close(websocket.StatusAbnormalClosure, "", false)
+		_ = c.ws.CloseNow()
+	}
+}
