@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -85,6 +86,7 @@ type Server struct {
 	maxBody   int64
 	now       func() time.Time
 	validator *validator.Validate
+	tokens    *lru.Cache[string, verifiedToken]
 	hub       *hub.Hub
 	origins   []string
 	maxConns  int
@@ -119,6 +121,7 @@ func New(cfg Config) *Server {
 		maxBody:   cfg.MaxBodyBytes,
 		now:       cfg.Now,
 		validator: newValidator(),
+		tokens:    newTokenCache(),
 		hub:       cfg.Hub,
 		origins:   cfg.AllowedOrigins,
 		maxConns:  cfg.MaxConnsPerUser,
@@ -212,4 +215,9 @@ func (s *Server) routeLayouts(g *gin.RouterGroup) {
 	g.POST("/:id/default", s.handleLayoutSetDefault)
 	g.GET("/:id/versions", s.handleLayoutHistory)
 	g.POST("/:id/versions/:v/restore", s.limitEdit, s.handleLayoutRestore)
+}
+
+func newTokenCache() *lru.Cache[string, verifiedToken] {
+	c, _ := lru.New[string, verifiedToken](tokenCacheSize) // fails only for a size ≤ 0
+	return c
 }

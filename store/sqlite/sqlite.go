@@ -30,6 +30,7 @@ type Store struct {
 	// busy handler.
 	writer chan struct{}
 	closed atomic.Bool
+	stmts  *stmtCache
 }
 
 var (
@@ -49,8 +50,8 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	s := &Store{db: db, writer: make(chan struct{}, 1)}
-	s.reader = reader{s: s, q: db}
+	s := &Store{db: db, writer: make(chan struct{}, 1), stmts: newStmtCache(db)}
+	s.reader = reader{s: s, q: cachedQueryer{c: s.stmts}}
 	return s, nil
 }
 
@@ -116,7 +117,8 @@ func (s *Store) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
 			_ = sqlTx.Rollback()
 		}
 	}()
-	t := &tx{reader: reader{s: s, q: sqlTx}, tx: sqlTx}
+	q := cachedQueryer{c: s.stmts, tx: sqlTx}
+	t := &tx{reader: reader{s: s, q: q}, tx: q}
 	if err := fn(t); err != nil {
 		finished = true
 		_ = sqlTx.Rollback()
@@ -146,6 +148,7 @@ func (s *Store) Close() error {
 	if !s.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	s.stmts.close()
 	return s.db.Close()
 }
 

@@ -13,7 +13,7 @@ import (
 // caller may go on using it.
 type tx struct {
 	reader
-	tx *sql.Tx
+	tx queryer // the transaction, on cached statements
 }
 
 // atomic runs fn inside a savepoint and rolls back to it when fn fails.
