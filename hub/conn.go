@@ -133,8 +133,21 @@ func (c *conn) readLoop(ctx context.Context) {
 			c.replyError(nil, err)
 			continue
 		}
-		c.handle(ctx, b)
+		c.handleApart(ctx, b)
 	}
+}
+
+// handleApart handles one message on a goroutine of its own and waits for it: the
+// store calls some messages make (subscribe, edit) run deep, and the read loop's
+// stack, kept for the connection's whole life, stays as small as reading needs.
+// Messages are still handled one at a time, in order.
+func (c *conn) handleApart(ctx context.Context, b []byte) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.handle(ctx, b)
+	}()
+	<-done
 }
 
 func (c *conn) reply(m outbound) { c.enqueue(encode(m)) }
