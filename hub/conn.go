@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -534,6 +535,9 @@ func (c *conn) writeLoop() {
 	for {
 		select {
 		case <-c.queue.ready:
+			// Let the fan-out that woke this writer run on a little: under load more
+			// messages are queued by then, and each frame (one write(2)) carries them all.
+			runtime.Gosched()
 			items := takeAll()
 			err := write(items)
 			clear(items) // the frames are shared: drop the references, not the bytes
