@@ -39,7 +39,8 @@ func newBenchServer(b *testing.B) *harness {
 	b.Cleanup(func() { _ = cache.Close() })
 	h := &harness{secret: []byte("bench-secret-0123456789abcdef0123"), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	srv := httptest.NewServer(api.New(api.Config{
-		Service:   dsync.NewService(store, dsync.Options{Sources: sources, Logger: log}),
+		// As cmd/dashsync wires the embedded default: the only writer of its store.
+		Service:   dsync.NewService(store, dsync.Options{Sources: sources, Logger: log, SoleWriter: true}),
 		Data:      widgetdata.New(cache, widgetdata.Options{Fetchers: sources.Fetchers(), Logger: log}),
 		JWTSecret: h.secret,
 		Logger:    log,

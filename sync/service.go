@@ -54,6 +54,10 @@ type Options struct {
 	Publisher Publisher
 	// Logger; default slog.Default().
 	Logger *slog.Logger
+	// SoleWriter says this service is the only writer of its store (one process owns
+	// an embedded database): widget definitions are then kept in memory and a read
+	// of one does not touch the store. Never set it when instances share a store.
+	SoleWriter bool
 }
 
 // Service runs dashsync's domain operations: the edit pipeline for layouts and
@@ -66,6 +70,7 @@ type Service struct {
 	sources   SourceChecker
 	pub       Publisher
 	log       *slog.Logger
+	widgets   *widgetCache // nil unless SoleWriter
 }
 
 // NewService returns a Service committing to store.
@@ -86,6 +91,9 @@ func NewService(store Store, o Options) *Service {
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if o.SoleWriter {
+		s.widgets = newWidgetCache()
 	}
 	return s
 }
@@ -158,6 +166,9 @@ func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 			return err
 		}
 		for _, ev := range t.events {
+			if s.widgets != nil {
+				s.widgets.committed(ev)
+			}
 			s.Publish(ctx, ev)
 		}
 		return nil

@@ -118,7 +118,17 @@ func (s *Service) Widgets(ctx context.Context, owner string) ([]Widget, error) {
 
 // Widget returns one of owner's widgets.
 func (s *Service) Widget(ctx context.Context, owner, id string) (Widget, error) {
-	return s.store.Widget(ctx, owner, id)
+	if s.widgets == nil {
+		return s.store.Widget(ctx, owner, id)
+	}
+	if w, ok := s.widgets.get(owner, id); ok {
+		return w, nil
+	}
+	w, err := s.store.Widget(ctx, owner, id)
+	if err == nil {
+		s.widgets.put(w)
+	}
+	return w, err
 }
 
 // CreateWidget creates a widget at version 1.

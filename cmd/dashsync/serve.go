@@ -115,7 +115,8 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		return err
 	}
 	defer sources.Close()
-	svc := dsync.NewService(store, dsync.Options{Logger: log, Sources: sources})
+	// The embedded store belongs to this process alone: nothing else writes to it.
+	svc := dsync.NewService(store, dsync.Options{Logger: log, Sources: sources, SoleWriter: c.DatabaseURL == ""})
 	dataOpts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics}
 	var leases hub.Leaser
 	if shared.leases != nil {
