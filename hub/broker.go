@@ -6,7 +6,8 @@ import "context"
 // broker received them; calls for different channels may be concurrent.
 type Handler interface {
 	// HandleMessage is called for every message published on a channel this instance
-	// is subscribed to, this instance's own publications included.
+	// is subscribed to, this instance's own publications included. payload becomes
+	// the handler's: the broker must not change it afterwards.
 	HandleMessage(channel string, payload []byte)
 	// HandleLoss is called when messages may have been lost (a reconnect to the
 	// broker's server); the hub then re-reads every channel from the op log.

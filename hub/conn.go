@@ -308,7 +308,6 @@ func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err e
 	c.reply(out)
 	ch.mu.Unlock()
 	c.track(m.Channel, ch)
-	c.h.m.subscriptions.Inc()
 	c.h.publishRaw(ctx, m.Channel, presenceVersion, encode(presenceDelta{Joined: []PresenceEntry{me}}))
 	return nil
 }
@@ -317,9 +316,7 @@ func (c *conn) track(name string, ch *channel) {
 	c.mu.Lock()
 	c.subs[name] = ch
 	c.mu.Unlock()
-	if ch.kind != kindLayout {
-		c.h.m.subscriptions.Inc()
-	}
+	c.h.m.subscriptions.Inc()
 }
 
 func (c *conn) unsubscribe(m inbound) error {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -230,11 +231,12 @@ func rawPtr(b []byte) *json.RawMessage { r := json.RawMessage(b); return &r }
 
 // HandleMessage implements Handler.
 func (h *Hub) HandleMessage(name string, payload []byte) {
-	sp, frame, ok := strings.Cut(string(payload), " ")
+	// The frame is a slice of payload, not a copy: it is queued as it is.
+	sp, frame, ok := bytes.Cut(payload, []byte(" "))
 	if !ok {
 		return
 	}
-	version, err := strconv.ParseInt(sp, 10, 64)
+	version, err := strconv.ParseInt(string(sp), 10, 64)
 	if err != nil {
 		return
 	}
@@ -244,7 +246,7 @@ func (h *Hub) HandleMessage(name string, payload []byte) {
 	if ch == nil {
 		return
 	}
-	ch.deliver(version, []byte(frame))
+	ch.deliver(version, frame)
 }
 
 // HandleLoss implements Handler: every subscribed layout is re-read from the op log.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // DashboardView is the user's dashboard with its current (else default) layout and
@@ -51,18 +52,8 @@ func (s *Service) dashboardView(ctx context.Context, r Reader, owner string) (Da
 			v.Widgets = append(v.Widgets, w)
 		}
 	}
-	slices.SortFunc(v.Widgets, func(a, b Widget) int { return compareStrings(a.ID, b.ID) })
+	slices.SortFunc(v.Widgets, func(a, b Widget) int { return strings.Compare(a.ID, b.ID) })
 	return v, nil
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // DashboardPatch updates parts of the dashboard state. Nil fields are absent.
