@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"os"
@@ -174,32 +173,7 @@ func req(t testing.TB, c *wsclient.Client, m map[string]any) wsclient.Msg {
 // body.
 func rest(t testing.TB, s *testenv.Server, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	rq, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rq.Header.Set("Authorization", "Bearer "+testenv.Token(t, owner))
-	rq.Header.Set("Content-Type", "application/json")
-	resp, err := s.HTTP.Client().Do(rq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return s.REST(t, owner, method, path, body)
 }
 
 // eventually polls cond every 20 ms until it holds, failing t after waitLimit.

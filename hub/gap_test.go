@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -357,32 +356,7 @@ func TestResume_ReconnectWithSinceGetsExactlyTheMissedVersions(t *testing.T) {
 // rest sends one authenticated REST request as alice and returns the status and body.
 func rest(t testing.TB, s *testenv.Server, method, path string, body any) (int, []byte) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	rq, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rq.Header.Set("Authorization", "Bearer "+testenv.Token(t, "alice"))
-	rq.Header.Set("Content-Type", "application/json")
-	resp, err := s.HTTP.Client().Do(rq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp.StatusCode, b
+	return s.REST(t, "alice", method, path, body)
 }
 
 // sameOps compares ops by kind, path and canonical value.

@@ -2,16 +2,13 @@ package hub_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"reflect"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/wsclient"
@@ -21,38 +18,14 @@ import (
 // (nil when there is none).
 func restAs(t testing.TB, s *testenv.Server, user, method, path string, body any) (int, map[string]any) {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rq, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rq.Header.Set("Authorization", "Bearer "+testenv.Token(t, user))
-	rq.Header.Set("Content-Type", "application/json")
-	res, err := s.HTTP.Client().Do(rq)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
+	status, b := s.REST(t, user, method, path, body)
 	var out map[string]any
 	if len(bytes.TrimSpace(b)) > 0 {
 		if err := json.Unmarshal(b, &out); err != nil {
 			t.Fatalf("%s %s: body %s: %v", method, path, b, err)
 		}
 	}
-	return res.StatusCode, out
+	return status, out
 }
 
 // mustREST is restAs that fails unless the status is want.

@@ -5,8 +5,12 @@
 package testenv
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
@@ -211,4 +215,36 @@ func RedisWithCheck(t testing.TB, url, prefix string) (hub.Broker, hub.Presence,
 	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
 	return redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)}),
 		redis.NewPresence(rdb, prefix, 0), check
+}
+
+// REST sends one request as user (body, when not nil, as JSON) and returns the status
+// and the body.
+func (s *Server) REST(t testing.TB, user, method, path string, body any) (int, []byte) {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rq, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq.Header.Set("Authorization", "Bearer "+Token(t, user))
+	rq.Header.Set("Content-Type", "application/json")
+	res, err := s.HTTP.Client().Do(rq)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, b
 }
