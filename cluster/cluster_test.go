@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"net/http"
 	"os"
 	"slices"
@@ -29,6 +28,7 @@ import (
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/testdoc"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/internal/testredis"
@@ -220,90 +220,10 @@ func (b *inbox) waitFor(t testing.TB, what string, pred func(wsclient.Msg) bool)
 	return got
 }
 
-// doc is a tab's client-side model of a layout: what a browser keeps and patches with
-// every `op` it receives.
-type doc struct {
-	Version  int64
-	Name     string
-	Columns  int
-	Items    map[string]dsync.Item
-	Settings map[string]string // canonical JSON by key
-}
+// doc is a tab's model of its layout.
+type doc = testdoc.Doc
 
-// docOf is the model of a layout as the store has it.
-func docOf(l dsync.Layout) doc {
-	d := doc{Version: l.Version, Name: l.Name, Columns: l.Columns, Items: maps.Clone(l.Items), Settings: map[string]string{}}
-	if d.Items == nil {
-		d.Items = map[string]dsync.Item{}
-	}
-	for k, v := range l.Settings {
-		c, _ := dsync.Canonical(v)
-		d.Settings[k] = string(c)
-	}
-	return d
-}
-
-func (d doc) clone() doc {
-	d.Items, d.Settings = maps.Clone(d.Items), maps.Clone(d.Settings)
-	return d
-}
-
-func (d doc) equal(o doc) bool {
-	return d.Version == o.Version && d.Name == o.Name && d.Columns == o.Columns &&
-		maps.Equal(d.Items, o.Items) && maps.Equal(d.Settings, o.Settings)
-}
-
-func (d doc) String() string {
-	b, _ := json.Marshal(d)
-	return string(b)
-}
-
-// apply patches the model with one version's ops: the JSON Patch subset of SPEC §3
-// that these tests produce (name, whole items, item fields, settings keys).
-func (d *doc) apply(ops []dsync.Op) error {
-	for _, o := range ops {
-		segs, err := dsync.ParsePath(o.Path)
-		if err != nil {
-			return err
-		}
-		set := o.Op == dsync.OpAdd || o.Op == dsync.OpReplace
-		switch {
-		case len(segs) == 1 && segs[0] == "name" && set:
-			err = json.Unmarshal(o.Value, &d.Name)
-		case len(segs) == 1 && segs[0] == "columns" && set:
-			err = json.Unmarshal(o.Value, &d.Columns)
-		case len(segs) == 2 && segs[0] == "settings" && set:
-			var c json.RawMessage
-			c, err = dsync.Canonical(o.Value)
-			d.Settings[segs[1]] = string(c)
-		case len(segs) == 2 && segs[0] == "settings" && o.Op == dsync.OpRemove:
-			delete(d.Settings, segs[1])
-		case len(segs) == 2 && segs[0] == "items" && o.Op == dsync.OpRemove:
-			delete(d.Items, segs[1])
-		case len(segs) == 2 && segs[0] == "items" && set:
-			var it dsync.Item
-			err = json.Unmarshal(o.Value, &it)
-			d.Items[segs[1]] = it
-		case len(segs) == 3 && segs[0] == "items" && set:
-			it, ok := d.Items[segs[1]]
-			if !ok {
-				return fmt.Errorf("%s %s: no such item in the model", o.Op, o.Path)
-			}
-			f := map[string]*int{"x": &it.X, "y": &it.Y, "w": &it.W, "h": &it.H}[segs[2]]
-			if f == nil {
-				return fmt.Errorf("%s %s: unknown item field", o.Op, o.Path)
-			}
-			err = json.Unmarshal(o.Value, f)
-			d.Items[segs[1]] = it
-		default:
-			return fmt.Errorf("%s %s: the test model does not apply this op", o.Op, o.Path)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", o.Op, o.Path, err)
-		}
-	}
-	return nil
-}
+var docOf = testdoc.Of
 
 // tab is one browser tab on one layout: a WebSocket subscribed to layout:<id> that
 // applies every `op` to its model in the order received, and records every version
@@ -397,7 +317,7 @@ func (tb *tab) opLocked(m wsclient.Msg) {
 			return
 		}
 	}
-	if err := tb.model.apply(ops); err != nil {
+	if err := tb.model.Apply(ops); err != nil {
 		tb.problems = append(tb.problems, fmt.Sprintf("version %d: %v", m.Version, err))
 	}
 	tb.model.Version = m.Version
@@ -407,7 +327,7 @@ func (tb *tab) opLocked(m wsclient.Msg) {
 func (tb *tab) doc() doc {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	return tb.model.clone()
+	return tb.model.Clone()
 }
 
 // await waits until the tab's model is at version v or later.
@@ -494,7 +414,7 @@ func checkConverged(t testing.TB, s *testenv.Server, layoutID string, tabs ...*t
 	}
 	want := docOf(l)
 	for _, tb := range tabs {
-		if got := tb.doc(); !got.equal(want) {
+		if got := tb.doc(); !got.Equal(want) {
 			t.Errorf("%s: got document %s, want the store's %s", tb.name, got, want)
 		}
 	}

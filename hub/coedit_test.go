@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"sync"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dashsync/dashsync/internal/testdoc"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/memory"
@@ -27,83 +27,10 @@ import (
 // waitLimit bounds every wait for a condition in these tests.
 const waitLimit = 20 * time.Second
 
-// doc is a tab's client-side model of a layout: what a browser keeps and patches with
-// every `op` it receives.
-type doc struct {
-	Version int64
-	Name    string
-	Columns int
-	Items   map[string]dsync.Item
-}
+// doc is a tab's model of its layout.
+type doc = testdoc.Doc
 
-// docOf is the model of a layout as the store has it.
-func docOf(l dsync.Layout) doc {
-	return doc{Version: l.Version, Name: l.Name, Columns: l.Columns, Items: maps.Clone(l.Items)}
-}
-
-func (d doc) clone() doc {
-	d.Items = maps.Clone(d.Items)
-	return d
-}
-
-func (d doc) equal(o doc) bool {
-	return d.Version == o.Version && d.Name == o.Name && d.Columns == o.Columns && maps.Equal(d.Items, o.Items)
-}
-
-func (d doc) String() string {
-	b, _ := json.Marshal(d)
-	return string(b)
-}
-
-// apply patches the model with one version's ops: the JSON Patch subset of SPEC §3
-// that these tests produce (name, columns, whole items and item fields).
-func (d *doc) apply(ops []dsync.Op) error {
-	for _, o := range ops {
-		segs, err := dsync.ParsePath(o.Path)
-		if err != nil {
-			return err
-		}
-		set := o.Op == dsync.OpAdd || o.Op == dsync.OpReplace
-		switch {
-		case len(segs) == 1 && segs[0] == "name" && set:
-			err = json.Unmarshal(o.Value, &d.Name)
-		case len(segs) == 1 && segs[0] == "columns" && set:
-			err = json.Unmarshal(o.Value, &d.Columns)
-		case len(segs) == 2 && segs[0] == "items" && o.Op == dsync.OpRemove:
-			delete(d.Items, segs[1])
-		case len(segs) == 2 && segs[0] == "items" && set:
-			var it dsync.Item
-			err = json.Unmarshal(o.Value, &it)
-			d.Items[segs[1]] = it
-		case len(segs) == 3 && segs[0] == "items" && set:
-			it, ok := d.Items[segs[1]]
-			if !ok {
-				return fmt.Errorf("%s %s: no such item in the model", o.Op, o.Path)
-			}
-			var f *int
-			switch segs[2] {
-			case "x":
-				f = &it.X
-			case "y":
-				f = &it.Y
-			case "w":
-				f = &it.W
-			case "h":
-				f = &it.H
-			default:
-				return fmt.Errorf("%s %s: unknown item field", o.Op, o.Path)
-			}
-			err = json.Unmarshal(o.Value, f)
-			d.Items[segs[1]] = it
-		default:
-			return fmt.Errorf("%s %s: the test model does not apply this op", o.Op, o.Path)
-		}
-		if err != nil {
-			return fmt.Errorf("%s %s: %w", o.Op, o.Path, err)
-		}
-	}
-	return nil
-}
+var docOf = testdoc.Of
 
 // tab is one browser tab on one layout: a WebSocket subscribed to layout:<id> that
 // applies every `op` to its model in the order received, and records every version
@@ -171,7 +98,7 @@ func (tb *tab) subscribed(t testing.TB, r wsclient.Msg, from *doc) wsclient.Msg 
 		}
 		tb.model = docOf(l)
 	case from != nil:
-		tb.model = from.clone()
+		tb.model = from.Clone()
 		var vs []struct {
 			Version int64      `json:"version"`
 			Ops     []dsync.Op `json:"ops"`
@@ -251,7 +178,7 @@ func (tb *tab) applyLocked(version int64, ops []dsync.Op) {
 			return
 		}
 	}
-	if err := tb.model.apply(ops); err != nil {
+	if err := tb.model.Apply(ops); err != nil {
 		tb.problems = append(tb.problems, fmt.Sprintf("version %d: %v", version, err))
 	}
 	tb.model.Version = version
@@ -261,7 +188,7 @@ func (tb *tab) applyLocked(version int64, ops []dsync.Op) {
 func (tb *tab) doc() doc {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	return tb.model.clone()
+	return tb.model.Clone()
 }
 
 // await waits until the tab's model is at version v or later.
@@ -339,7 +266,7 @@ func checkConverged(t testing.TB, s *testenv.Server, owner, layoutID string, tab
 	}
 	want := docOf(l)
 	for _, tb := range tabs {
-		if got := tb.doc(); !got.equal(want) {
+		if got := tb.doc(); !got.Equal(want) {
 			t.Errorf("%s: got document %s, want the store's %s", tb.name, got, want)
 		}
 	}
