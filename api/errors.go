@@ -23,6 +23,8 @@ var statusOf = map[dsync.Code]int{
 	dsync.CodeVersionConflict: http.StatusConflict,
 	dsync.CodeConflict:        http.StatusConflict,
 	dsync.CodeTooLarge:        http.StatusRequestEntityTooLarge,
+	dsync.CodeTimeout:         http.StatusRequestTimeout,
+	dsync.CodePrecondition:    http.StatusPreconditionFailed,
 	dsync.CodeSourceFailed:    http.StatusBadGateway,
 	dsync.CodeRateLimited:     http.StatusTooManyRequests,
 	dsync.CodeUnavailable:     http.StatusServiceUnavailable,
@@ -38,6 +40,7 @@ type errorObject struct {
 	Message      string             `json:"message"`
 	Details      []dsync.FieldError `json:"details,omitempty"`
 	RetryAfterMs int64              `json:"retryAfterMs,omitempty"`
+	Outcome      string             `json:"outcome,omitempty"`
 }
 
 // errorResponse is the body of every error answer. A version_conflict also carries
@@ -74,6 +77,7 @@ func (s *Server) describe(ctx context.Context, err error) (int, errorResponse) {
 		body.Error = errorObject{Code: dsync.CodeInternal, Message: internalMessage}
 	case dsync.CodeUnavailable:
 		s.log.WarnContext(ctx, "backend unavailable", "request_id", requestIDFrom(ctx), "err", err)
+		body.Error.Outcome = de.Outcome
 	case dsync.CodeVersionConflict:
 		body.Current = de.Current
 		if d, ok := de.Current.(dsync.Dashboard); ok {

@@ -113,7 +113,7 @@ func TestErrorTable_CoversEveryCode(t *testing.T) {
 	t.Parallel()
 	for _, code := range []dsync.Code{dsync.CodeBadRequest, dsync.CodeValidation, dsync.CodeUnauthorized,
 		dsync.CodeForbidden, dsync.CodeNotFound, dsync.CodeVersionConflict, dsync.CodeConflict, dsync.CodeTooLarge,
-		dsync.CodeSourceFailed, dsync.CodeRateLimited, dsync.CodeUnavailable, dsync.CodeInternal} {
+		dsync.CodeSourceFailed, dsync.CodeRateLimited, dsync.CodeUnavailable, dsync.CodeInternal, dsync.CodeTimeout, dsync.CodePrecondition} {
 		if _, ok := statusOf[code]; !ok {
 			t.Errorf("no status for %s", code)
 		}

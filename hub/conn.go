@@ -159,7 +159,7 @@ func (c *conn) replyError(id *int64, err error) {
 		c.h.log.Error("websocket request failed", "client", c.id, "user", c.uid, "err", err)
 		e = dsync.Errorf(dsync.CodeInternal, "internal error")
 	}
-	c.reply(outbound{ID: id, Type: "error", Error: &errorBody{Code: e.Code, Message: e.Message, Details: e.Details, RetryAfterMs: e.RetryAfterMs}})
+	c.reply(outbound{ID: id, Type: "error", Error: &errorBody{Code: e.Code, Message: e.Message, Details: e.Details, RetryAfterMs: e.RetryAfterMs, Outcome: e.Outcome}})
 }
 
 // handle answers one client message. Every message spends one of the connection's

@@ -99,6 +99,7 @@ type errorBody struct {
 	Message      string             `json:"message"`
 	Details      []dsync.FieldError `json:"details,omitempty"`
 	RetryAfterMs int64              `json:"retryAfterMs,omitempty"`
+	Outcome      string             `json:"outcome,omitempty"`
 }
 
 type presenceCounts struct {

@@ -18,6 +18,8 @@ const (
 	CodeVersionConflict Code = "version_conflict"
 	CodeConflict        Code = "conflict"
 	CodeTooLarge        Code = "too_large"
+	CodeTimeout         Code = "timeout"
+	CodePrecondition    Code = "precondition_failed"
 	CodeSourceFailed    Code = "source_failed"
 	CodeRateLimited     Code = "rate_limited"
 	CodeUnavailable     Code = "unavailable"
@@ -61,6 +63,10 @@ type Error struct {
 	// RetryAfterMs is set for CodeRateLimited.
 	RetryAfterMs int64
 
+	// Outcome is OutcomeUnknown for a CodeUnavailable whose commit may or may not have
+	// happened (SPEC §12): a resend with the same editId is safe and tells.
+	Outcome string
+
 	// Err is the underlying cause; it is logged, never shown.
 	Err error
 }
@@ -92,6 +98,9 @@ func Invalid(field, rule, param, format string, args ...any) *Error {
 func Unavailable(err error) *Error {
 	return &Error{Code: CodeUnavailable, Message: "a backend is unavailable, nothing was written", Err: err}
 }
+
+// OutcomeUnknown is Error.Outcome when a commit's fate could not be found out.
+const OutcomeUnknown = "unknown"
 
 // ErrorCode returns the code of err: the code of the first *Error in its chain, or
 // CodeInternal for anything else (and "" for nil).
