@@ -284,12 +284,13 @@ func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err e
 	case *m.Since == l.Version:
 		out.Ops = &[]versionOps{}
 	case *m.Since >= 0 && *m.Since < l.Version:
-		cs, err := c.h.svc.Store().LayoutChanges(ctx, id, *m.Since, l.Version)
+		// A resume past MaxReplyOpsBytes of ops is a reset snapshot instead (SPEC §12).
+		cs, complete, err := c.h.svc.ChangesSince(ctx, id, *m.Since, l.Version, dsync.MaxReplyOpsBytes)
 		if err != nil {
 			ch.releaseLocked()
 			return err
 		}
-		if int64(len(cs)) == l.Version-*m.Since {
+		if complete {
 			ops := make([]versionOps, len(cs))
 			for i, x := range cs {
 				ops[i] = versionOps{Version: x.Version, Ops: x.Ops, Author: x.Author, Client: x.Client}

@@ -119,6 +119,15 @@ func ErrorCode(err error) Code {
 // longer the expected one; the pipeline re-runs the rule against the new head.
 var ErrStale = errors.New("stale version")
 
+// ErrOutcomeUnknown is wrapped (in a CodeUnavailable *Error) by a store's InTx when
+// the commit was sent but its answer never came: the transaction may or may not be
+// durable. When ErrTxEnded is wrapped too, the store saw the transaction end on the
+// server, so a fresh read shows its outcome.
+var ErrOutcomeUnknown = errors.New("commit outcome unknown")
+
+// ErrTxEnded: see ErrOutcomeUnknown.
+var ErrTxEnded = errors.New("the transaction has ended")
+
 // ErrDuplicateEdit is returned by a store when a change with the same editId is already
 // committed on the object; the pipeline answers with the original acknowledgement.
 var ErrDuplicateEdit = errors.New("duplicate edit id")

@@ -12,13 +12,13 @@ import (
 func (s *Service) layoutKind() kind[Layout] {
 	return kind[Layout]{
 		name:    "layout",
-		load:    func(ctx context.Context, t *tx, owner, id string) (Layout, error) { return t.Layout(ctx, owner, id) },
+		load:    func(ctx context.Context, r Reader, owner, id string) (Layout, error) { return r.Layout(ctx, owner, id) },
 		version: func(l Layout) int64 { return l.Version },
-		changes: func(ctx context.Context, t *tx, id string, after, upTo int64) ([]Change, error) {
-			return t.LayoutChanges(ctx, id, after, upTo)
+		changes: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
+			return r.LayoutChanges(ctx, id, after, upTo)
 		},
-		byEdit: func(ctx context.Context, t *tx, id, editID string) (Change, error) {
-			return t.LayoutChangeByEdit(ctx, id, editID)
+		byEdit: func(ctx context.Context, r Reader, id, editID string) (Change, error) {
+			return r.LayoutChangeByEdit(ctx, id, editID)
 		},
 		apply: func(l Layout, e Edit) (Layout, error) { return ApplyLayoutOps(l, e.Ops, e.server) },
 		validate: func(ctx context.Context, t *tx, owner string, old, next Layout) error {
@@ -359,8 +359,19 @@ func (s *Service) History(ctx context.Context, owner, id string, before int64, l
 		cs = cs[:limit]
 		next = cs[limit-1].Version
 	}
+	// A page holds at most MaxReplyOpsBytes of ops (SPEC §12), and at least one entry.
+	size := 0
+	for n := range cs {
+		if size += OpsSize(cs[n : n+1]); size > MaxReplyOpsBytes && n > 0 {
+			cs, next = cs[:n], cs[n-1].Version
+			break
+		}
+	}
 	return cs, next, nil
 }
+
+// MaxReplyOpsBytes bounds the ops of one reply: a history page, a resume (SPEC §12).
+const MaxReplyOpsBytes = 1 << 20
 
 // Restore commits the document of an old version (never its isDefault) as a forced
 // edit whose history entry carries restoredFrom.
@@ -384,7 +395,7 @@ func (s *Service) Restore(ctx context.Context, owner, id string, v int64, author
 			}
 			return err
 		}
-		e := Edit{Base: head.Version, Force: true, Author: author, restoredFrom: &v, Ops: DiffLayout(head, old)}
+		e := Edit{Base: head.Version, Force: true, Author: author, restoredFrom: &v, Ops: DiffLayout(head, old), derived: true}
 		out, res, err = s.editLayout(ctx, t, owner, id, e)
 		return err
 	})
@@ -415,4 +426,35 @@ func (s *Service) PutLayouts(ctx context.Context, owner string, items []BulkItem
 		out[i] = BulkResult{ID: it.ID, Layout: l, Rebased: res.Rebased, Err: err}
 	}
 	return out
+}
+
+// changesPage is how many versions one read of a bounded resume takes.
+const changesPage = 64
+
+// ChangesSince returns the kept changes of a layout after version after, up to upTo,
+// in order, reading a page at a time and stopping once they hold more than maxBytes
+// of ops. It reports whether the result is every version after..upTo: false when the
+// log no longer keeps one, or the bytes ran out (a resume then answers a reset
+// snapshot, SPEC §12).
+func (s *Service) ChangesSince(ctx context.Context, layoutID string, after, upTo int64, maxBytes int) ([]Change, bool, error) {
+	var out []Change
+	size := 0
+	for from := after; from < upTo; from += changesPage {
+		to := min(from+changesPage, upTo)
+		cs, err := s.store.LayoutChanges(ctx, layoutID, from, to)
+		if err != nil {
+			return nil, false, err
+		}
+		if int64(len(cs)) != to-from {
+			return nil, false, nil
+		}
+		if size += OpsSize(cs); size > maxBytes {
+			return nil, false, nil
+		}
+		for i := range cs {
+			cs[i].Doc = nil // not needed by a resume; it is most of a row
+		}
+		out = append(out, cs...)
+	}
+	return out, true, nil
 }

@@ -22,8 +22,45 @@ const (
 	OpRemove  = "remove"
 )
 
-// MaxOps bounds the ops of one edit.
-const MaxOps = 1000
+// Bounds of one edit's ops (SPEC §12). Ops the server derives itself (a PUT's diff, a
+// restore) are kept within them by coarsening (see boundedDiff).
+const (
+	MaxOps      = 500
+	MaxOpsBytes = 64 << 10
+)
+
+// CheckOps checks an edit's ops against the bounds of SPEC §12: at most MaxOps ops
+// (validation_failed) of at most MaxOpsBytes of JSON (too_large).
+func CheckOps(ops []Op) error {
+	if len(ops) > MaxOps {
+		return Invalid("ops", "max", fmt.Sprint(MaxOps), "an edit has at most %d ops", MaxOps)
+	}
+	if n := opsSize(ops); n > MaxOpsBytes {
+		return &Error{Code: CodeTooLarge, Message: fmt.Sprintf("an edit's ops must be at most %d bytes of JSON", MaxOpsBytes),
+			Details: []FieldError{{Field: "ops", Rule: "max", Param: fmt.Sprint(MaxOpsBytes)}}}
+	}
+	return nil
+}
+
+// opsSize is about the size of ops encoded as JSON (never less than it, for paths and
+// values without characters JSON escapes).
+func opsSize(ops []Op) int {
+	n := 2
+	for _, op := range ops {
+		n += len(`{"op":"","path":"","value":},`) + len(op.Op) + len(op.Path) + len(op.Value)
+	}
+	return n
+}
+
+// OpsSize is about the size of the ops of changes encoded as JSON: what bounds a
+// resume or a history page (SPEC §12).
+func OpsSize(cs []Change) int {
+	n := 0
+	for _, c := range cs {
+		n += opsSize(c.Ops) + 64
+	}
+	return n
+}
 
 // ParsePath splits a JSON Pointer into its unescaped segments. The empty pointer (the
 // whole document) is not a path any op may target.
@@ -80,27 +117,64 @@ func Overlap(a, b string) bool {
 }
 
 // Overlaps checks ops against the changes committed after their base and returns one
-// Conflict per op that overlaps any of them (naming the latest such version).
+// Conflict per op that overlaps any of them (naming the latest such version). Its cost
+// is linear in the ops of the edit plus the ops of the changes (SPEC §12): the
+// changes' paths and their prefixes are indexed once, and each op looks up its own
+// path and its prefixes.
 func Overlaps(ops []Op, since []Change) []Conflict {
+	if len(ops) == 0 || len(since) == 0 {
+		return nil
+	}
+	x := newPathIndex(since)
 	var out []Conflict
 	for i, op := range ops {
-		for j := len(since) - 1; j >= 0; j-- {
-			if changeTouches(since[j], op.Path) {
-				out = append(out, Conflict{Op: i, Path: op.Path, Version: since[j].Version, Reason: ReasonOverlap})
-				break
-			}
+		if v, ok := x.touches(op.Path); ok {
+			out = append(out, Conflict{Op: i, Path: op.Path, Version: v, Reason: ReasonOverlap})
 		}
 	}
 	return out
 }
 
-func changeTouches(c Change, path string) bool {
-	for _, cop := range c.Ops {
-		if Overlap(cop.Path, path) {
-			return true
+// pathIndex knows, for the paths written by some changes, the latest version that
+// wrote each path (exact) and the latest version that wrote below each prefix of one
+// (under: "/items/a" for a write of "/items/a/x"). Paths are compared as raw pointer
+// strings, segment by segment, as Overlap does.
+type pathIndex struct {
+	exact, under map[string]int64
+	depth        int // most segments of a written path
+}
+
+func newPathIndex(since []Change) pathIndex {
+	x := pathIndex{exact: map[string]int64{}, under: map[string]int64{}}
+	for _, c := range since {
+		for _, op := range c.Ops {
+			p := op.Path
+			x.exact[p] = max(x.exact[p], c.Version)
+			segs := 0
+			for i := 0; i < len(p); i++ {
+				if p[i] == '/' {
+					x.under[p[:i]] = max(x.under[p[:i]], c.Version)
+					segs++
+				}
+			}
+			x.depth = max(x.depth, segs)
 		}
 	}
-	return false
+	return x
+}
+
+// touches returns the latest version that wrote a path overlapping p.
+func (x pathIndex) touches(p string) (int64, bool) {
+	v := max(x.exact[p], x.under[p])
+	// A written path that is a proper prefix of p has at most x.depth segments, so
+	// only that many prefixes of p are looked up, however long p is.
+	for i, segs := 0, 0; i < len(p) && segs <= x.depth; i++ {
+		if p[i] == '/' {
+			v = max(v, x.exact[p[:i]])
+			segs++
+		}
+	}
+	return v, v > 0
 }
 
 // Canonical returns v in canonical JSON form: compact, object keys sorted, numbers kept
@@ -186,6 +260,9 @@ func checkOpShape(i int, op Op) ([]string, *Error) {
 	default:
 		return nil, opError(i, op, "op must be add, replace or remove")
 	}
+	if !ValidText(op.Path) {
+		return nil, Invalid(fmt.Sprintf("ops[%d].path", i), "text", "", "ops[%d].path must be valid UTF-8 without the NUL character", i)
+	}
 	segs, err := ParsePath(op.Path)
 	if err != nil {
 		return nil, opError(i, op, "%v", err)
@@ -254,9 +331,6 @@ func itemValue(i int, op Op) (Item, *Error) {
 // needs its parent); it does not check bounds (see ValidateLayout). Server-only paths
 // (/isDefault) are accepted only when server is true.
 func ApplyLayoutOps(l Layout, ops []Op, server bool) (Layout, error) {
-	if len(ops) > MaxOps {
-		return l, Invalid("ops", "max", fmt.Sprint(MaxOps), "an edit has at most %d ops", MaxOps)
-	}
 	out := l.Clone()
 	for i, op := range ops {
 		if err := applyLayoutOp(&out, i, op, server); err != nil {
@@ -346,9 +420,6 @@ var sourceKeys = map[string]bool{"kind": true, "url": true, "refreshSeconds": tr
 
 // ApplyWidgetOps applies ops to a copy of w and returns it; see ApplyLayoutOps.
 func ApplyWidgetOps(w Widget, ops []Op) (Widget, error) {
-	if len(ops) > MaxOps {
-		return w, Invalid("ops", "max", fmt.Sprint(MaxOps), "an edit has at most %d ops", MaxOps)
-	}
 	out := w.Clone()
 	for i, op := range ops {
 		if err := applyWidgetOp(&out, i, op); err != nil {

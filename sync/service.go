@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +21,16 @@ const DefaultRetention = 1000
 // compare-and-swap; each loss means another edit committed, so this is only reached
 // under pathological contention.
 const maxAttempts = 200
+
+// inTxOverlapVersions is how far behind the head an edit's base may be for its overlap
+// check to run inside the write transaction. Further behind, the check runs first on a
+// plain read, outside any transaction, and the transaction checks only what committed
+// since: an edit far behind never holds the store's writers (SPEC §12).
+const inTxOverlapVersions = 16
+
+// DefaultResolveTimeout bounds how long the pipeline tries to find out whether a
+// commit whose answer was lost happened (SPEC §12).
+const DefaultResolveTimeout = 10 * time.Second
 
 // Event is what the pipeline announces after a commit. Channel is "layout:<id>",
 // "widget:<id>" or "user"; Type is "op" (a committed layout version), "widget" (a widget
@@ -58,6 +70,9 @@ type Options struct {
 	// an embedded database): widget definitions are then kept in memory and a read
 	// of one does not touch the store. Never set it when instances share a store.
 	SoleWriter bool
+	// ResolveTimeout bounds how long a commit whose outcome the store could not tell
+	// is looked up by its editId; default DefaultResolveTimeout.
+	ResolveTimeout time.Duration
 }
 
 // Service runs dashsync's domain operations: the edit pipeline for layouts and
@@ -71,12 +86,16 @@ type Service struct {
 	pub       Publisher
 	log       *slog.Logger
 	widgets   *widgetCache // nil unless SoleWriter
+	resolve   time.Duration
 }
 
 // NewService returns a Service committing to store.
 func NewService(store Store, o Options) *Service {
-	s := &Service{store: store, now: o.Now, newID: o.NewID, retention: int64(o.Retention),
-		sources: o.Sources, pub: o.Publisher, log: o.Logger}
+	s := &Service{store: guard(store), now: o.Now, newID: o.NewID, retention: int64(o.Retention),
+		sources: o.Sources, pub: o.Publisher, log: o.Logger, resolve: o.ResolveTimeout}
+	if s.resolve <= 0 {
+		s.resolve = DefaultResolveTimeout
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -125,6 +144,8 @@ type Edit struct {
 
 	restoredFrom *int64
 	server       bool // allows server-only paths (/isDefault)
+	derived      bool // the ops were derived by the server (a diff), not sent by a client
+	freshID      bool // EditID was made by the server for this edit: no need to look it up
 }
 
 // Result describes a committed (or acknowledged) edit.
@@ -143,24 +164,70 @@ type Result struct {
 type tx struct {
 	Tx
 	events []Event
+	// edits are the edits written in this transaction, by kind, object and editId:
+	// how a commit whose answer was lost is found again.
+	edits []editRef
+	// checked holds the overlap checks already run outside the transaction, for
+	// edits whose base is far behind the head; it lives across the run's attempts.
+	checked map[checkKey]checked
 }
 
 func (t *tx) emit(ev Event) { t.events = append(t.events, ev) }
 
+type editRef struct {
+	kind, id, editID string
+}
+
+// checkKey names one edit's overlap check; checked is its outcome up to a version.
+type checkKey struct {
+	kind, id string
+	base     int64
+}
+
+type checked struct {
+	upTo      int64
+	tooOld    bool
+	conflicts []Conflict
+}
+
+// behind asks run to do an overlap check outside the transaction, then try again.
+type behind struct {
+	key   checkKey
+	check func(ctx context.Context) (checked, error)
+}
+
+func (*behind) Error() string { return "the edit's base is far behind the head" }
+
 // run executes fn in a transaction, re-running it whenever a compare-and-swap was
-// lost, and publishes its events after the commit.
+// lost, and publishes its events after the commit. A commit whose answer was lost is
+// found again by its edits' editIds (SPEC §12).
 func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
+	done := map[checkKey]checked{}
 	for attempt := 0; ; attempt++ {
-		t := &tx{}
+		t := &tx{checked: done}
 		err := s.store.InTx(ctx, func(stx Tx) error {
 			t.Tx = stx
 			return fn(t)
 		})
+		if b, ok := errors.AsType[*behind](err); ok {
+			c, err := b.check(ctx)
+			if err != nil {
+				return err
+			}
+			done[b.key] = c
+			if attempt < maxAttempts {
+				continue
+			}
+			return Unavailable(errors.New("too many attempts"))
+		}
 		if errors.Is(err, ErrStale) || errors.Is(err, ErrDuplicateEdit) {
 			if attempt < maxAttempts && ctx.Err() == nil {
 				continue
 			}
 			return Unavailable(err)
+		}
+		if errors.Is(err, ErrOutcomeUnknown) {
+			err = s.resolveCommit(ctx, t, err)
 		}
 		if err != nil {
 			return err
@@ -175,13 +242,70 @@ func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 	}
 }
 
+// resolveCommit finds out whether the transaction t, whose commit failed with an
+// unknown outcome (cause), was committed: by looking its edits up by editId once the
+// store answers, within the resolve timeout. It returns nil when every edit is in the
+// log, an unavailable error (nothing written) when none is and the store saw the
+// transaction end, and else an unavailable error whose Outcome is unknown.
+func (s *Service) resolveCommit(ctx context.Context, t *tx, cause error) error {
+	unknown := &Error{Code: CodeUnavailable, Outcome: OutcomeUnknown, Err: cause,
+		Message: "the store failed while committing and the outcome is not known; resending with the same editId is safe"}
+	if len(t.edits) == 0 {
+		return unknown
+	}
+	ended := errors.Is(cause, ErrTxEnded)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.resolve)
+	defer cancel()
+	for wait := 20 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		found, err := s.editsCommitted(rctx, t.edits)
+		switch {
+		case err == nil && found == len(t.edits):
+			s.log.Warn("a commit whose answer was lost is in the store", "err", cause)
+			return nil
+		case err == nil && found == 0 && ended:
+			return Unavailable(cause)
+		case err == nil && found == 0:
+			// The store did not see the transaction end: it may commit still.
+		case err == nil:
+			return &Error{Code: CodeInternal, Err: fmt.Errorf("%d of %d edits of one transaction committed: %w", found, len(t.edits), cause)}
+		}
+		select {
+		case <-rctx.Done():
+			s.log.Warn("the outcome of a commit is unknown", "err", cause)
+			return unknown
+		case <-time.After(wait):
+		}
+	}
+}
+
+// editsCommitted counts the edits found in their op logs.
+func (s *Service) editsCommitted(ctx context.Context, refs []editRef) (int, error) {
+	n := 0
+	for _, r := range refs {
+		var err error
+		if r.kind == "widget" {
+			_, err = s.store.WidgetChangeByEdit(ctx, r.id, r.editID)
+		} else {
+			_, err = s.store.LayoutChangeByEdit(ctx, r.id, r.editID)
+		}
+		switch ErrorCode(err) {
+		case "":
+			n++
+		case CodeNotFound:
+		default:
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
 // kind is what the generic pipeline needs to know about one kind of object.
 type kind[D any] struct {
 	name     string
-	load     func(ctx context.Context, t *tx, owner, id string) (D, error)
+	load     func(ctx context.Context, r Reader, owner, id string) (D, error)
 	version  func(D) int64
-	changes  func(ctx context.Context, t *tx, id string, after, upTo int64) ([]Change, error)
-	byEdit   func(ctx context.Context, t *tx, id, editID string) (Change, error)
+	changes  func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error)
+	byEdit   func(ctx context.Context, r Reader, id, editID string) (Change, error)
 	apply    func(D, Edit) (D, error)
 	validate func(ctx context.Context, t *tx, owner string, old, next D) error
 	same     func(a, b D) bool
@@ -199,11 +323,21 @@ type kind[D any] struct {
 // compare-and-swap commit of version head+1 with its op-log row.
 func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id string, e Edit) (D, Result, error) {
 	var zero D
+	if !e.server && !e.derived {
+		if err := CheckOps(e.Ops); err != nil {
+			return zero, Result{}, err
+		}
+	}
 	head, err := k.load(ctx, t, owner, id)
 	if err != nil {
 		return zero, Result{}, err
 	}
-	if e.EditID != "" {
+	switch {
+	case e.EditID == "":
+		// Every commit carries an editId, so that one whose answer is lost can be
+		// found again.
+		e.EditID, e.freshID = uuid.Must(uuid.NewV7()).String(), true
+	case !e.freshID:
 		if _, err := uuid.Parse(e.EditID); err != nil {
 			return zero, Result{}, Invalid("editId", "uuid", "", "editId must be a UUID")
 		}
@@ -224,15 +358,30 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 	}
 	rebased := false
 	if !e.Force && e.Base < v {
-		since, err := k.changes(ctx, t, id, e.Base, v)
-		if err != nil {
-			return zero, Result{}, err
+		from, cs := e.Base, []Conflict(nil)
+		key := checkKey{kind: k.name, id: id, base: e.Base}
+		if c, ok := t.checked[key]; ok {
+			if c.tooOld {
+				return zero, Result{}, baseTooOld(head, v, e, k.name)
+			}
+			from, cs = c.upTo, c.conflicts
+		} else if v-e.Base > inTxOverlapVersions {
+			ops, base, upTo := e.Ops, e.Base, v
+			return zero, Result{}, &behind{key: key, check: func(ctx context.Context) (checked, error) {
+				return overlapCheck(ctx, s.store, k, id, base, upTo, ops)
+			}}
 		}
-		if int64(len(since)) != v-e.Base {
-			return zero, Result{}, conflictError(head, v, tooOld(e.Ops, e.Base),
-				"base version %d is older than the history kept for this %s", e.Base, k.name)
+		if from < v {
+			c, err := overlapCheck(ctx, t, k, id, from, v, e.Ops)
+			if err != nil {
+				return zero, Result{}, err
+			}
+			if c.tooOld {
+				return zero, Result{}, baseTooOld(head, v, e, k.name)
+			}
+			cs = mergeConflicts(cs, c.conflicts)
 		}
-		if cs := Overlaps(e.Ops, since); len(cs) > 0 {
+		if len(cs) > 0 {
 			return zero, Result{}, conflictError(head, v, cs, "the edit overlaps changes committed after version %d", e.Base)
 		}
 		rebased = true
@@ -257,7 +406,43 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 	if err := k.commit(ctx, t, next, c); err != nil {
 		return zero, Result{}, err
 	}
+	t.edits = append(t.edits, editRef{kind: k.name, id: id, editID: e.EditID})
 	return next, Result{Version: v + 1, Rebased: rebased, Committed: true}, nil
+}
+
+// overlapCheck checks ops against the changes after..upTo read from r.
+func overlapCheck[D any](ctx context.Context, r Reader, k kind[D], id string, after, upTo int64, ops []Op) (checked, error) {
+	since, err := k.changes(ctx, r, id, after, upTo)
+	if err != nil {
+		return checked{}, err
+	}
+	if int64(len(since)) != upTo-after {
+		return checked{upTo: upTo, tooOld: true}, nil
+	}
+	return checked{upTo: upTo, conflicts: Overlaps(ops, since)}, nil
+}
+
+// mergeConflicts joins two checks' conflicts: one per op, naming the latest version.
+func mergeConflicts(a, b []Conflict) []Conflict {
+	if len(a) == 0 {
+		return b
+	}
+	if len(b) == 0 {
+		return a
+	}
+	byOp := map[int]Conflict{}
+	for _, c := range slices.Concat(a, b) {
+		if old, ok := byOp[c.Op]; !ok || c.Version > old.Version {
+			byOp[c.Op] = c
+		}
+	}
+	out := slices.Collect(maps.Values(byOp))
+	slices.SortFunc(out, func(x, y Conflict) int { return x.Op - y.Op })
+	return out
+}
+
+func baseTooOld(head any, v int64, e Edit, name string) *Error {
+	return conflictError(head, v, tooOld(e.Ops, e.Base), "base version %d is older than the history kept for this %s", e.Base, name)
 }
 
 func conflictError(current any, v int64, cs []Conflict, format string, args ...any) *Error {
@@ -292,7 +477,7 @@ func put[D any](ctx context.Context, t *tx, k kind[D], owner, id string, base in
 	if e.Force {
 		e.Base = v
 	}
-	e.Ops = k.diff(from, over(from))
+	e.Ops, e.derived = k.diff(from, over(from)), true
 	return e, nil
 }
 

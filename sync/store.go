@@ -40,7 +40,11 @@ type Reader interface {
 // nothing and leaves the Tx usable.
 type Tx interface {
 	Reader
+	writes
+}
 
+// writes are a Tx's writes.
+type writes interface {
 	// CreateLayout inserts a layout at version 1 with its first change. A second
 	// default layout for one owner gives ErrStale (the caller re-reads and retries).
 	CreateLayout(ctx context.Context, l Layout, c Change) error

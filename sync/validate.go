@@ -19,6 +19,10 @@ const (
 	MaxTitleLen     = 200
 	MaxSettingsSize = 16 << 10
 	MaxDataSize     = 256 << 10
+
+	// Bounds of SPEC §12 on a widget source's periods.
+	MaxRefreshSeconds = 86_400
+	MaxTTLSeconds     = 2_592_000
 )
 
 var typePattern = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
@@ -26,6 +30,9 @@ var typePattern = regexp.MustCompile(`^[a-z0-9._-]{1,32}$`)
 // ValidateLayout checks a layout document against the bounds of the contract. It does
 // not check that the placed widgets exist (the pipeline does, against the store).
 func ValidateLayout(l Layout) error {
+	if err := checkText("name", l.Name); err != nil {
+		return err
+	}
 	if n := utf8.RuneCountInString(l.Name); n < 1 || n > MaxNameLen {
 		return Invalid("name", "len", "1-100", "name must be 1 to %d characters", MaxNameLen)
 	}
@@ -44,7 +51,7 @@ func ValidateLayout(l Layout) error {
 		it := l.Items[id]
 		f := "items." + id
 		switch {
-		case id == "" || len(id) > 64:
+		case id == "" || len(id) > 64 || !ValidText(id):
 			return Invalid("items", "key", "", "item keys must be widget ids")
 		case it.X < 0:
 			return Invalid(f+".x", "min", "0", "%s.x must be at least 0", f)
@@ -75,6 +82,11 @@ func validateSettings(s Settings) error {
 	for k, v := range s {
 		size += len(k) + len(v) + 4
 	}
+	for k, v := range s {
+		if !ValidText(k) || !ValidJSONText(v) {
+			return Invalid("settings", "text", "", "settings keys and values must be valid UTF-8 without the NUL character")
+		}
+	}
 	if size > MaxSettingsSize {
 		return &Error{Code: CodeTooLarge, Message: fmt.Sprintf("settings must be at most %d bytes", MaxSettingsSize),
 			Details: []FieldError{{Field: "settings", Rule: "max", Param: fmt.Sprint(MaxSettingsSize)}}}
@@ -88,6 +100,9 @@ func ValidateWidget(w Widget) error {
 	if !typePattern.MatchString(w.Type) {
 		return Invalid("type", "pattern", "[a-z0-9._-]{1,32}", "type must be 1 to 32 characters of a-z, 0-9, '.', '_' or '-'")
 	}
+	if err := checkText("title", w.Title); err != nil {
+		return err
+	}
 	if utf8.RuneCountInString(w.Title) > MaxTitleLen {
 		return Invalid("title", "max", fmt.Sprint(MaxTitleLen), "title must be at most %d characters", MaxTitleLen)
 	}
@@ -95,11 +110,20 @@ func ValidateWidget(w Widget) error {
 	if src.Kind == "" {
 		return Invalid("source.kind", "required", "", "source.kind is required")
 	}
-	if src.RefreshSeconds < 1 {
-		return Invalid("source.refreshSeconds", "min", "1", "source.refreshSeconds must be at least 1")
+	if err := checkText("source.kind", src.Kind); err != nil {
+		return err
 	}
-	if src.TTLSeconds < 1 {
-		return Invalid("source.ttlSeconds", "min", "1", "source.ttlSeconds must be at least 1")
+	if src.RefreshSeconds < 1 || src.RefreshSeconds > MaxRefreshSeconds {
+		return Invalid("source.refreshSeconds", "range", "1-86400", "source.refreshSeconds must be between 1 and %d", MaxRefreshSeconds)
+	}
+	if src.TTLSeconds < 1 || src.TTLSeconds > MaxTTLSeconds {
+		return Invalid("source.ttlSeconds", "range", "1-2592000", "source.ttlSeconds must be between 1 and %d", MaxTTLSeconds)
+	}
+	if err := checkText("source.url", src.URL); err != nil {
+		return err
+	}
+	if len(src.Data) > 0 && !ValidJSONText(src.Data) {
+		return Invalid("source.data", "text", "", "source.data must be valid UTF-8 without the NUL character")
 	}
 	if len(src.Data) > MaxDataSize {
 		return &Error{Code: CodeTooLarge, Message: fmt.Sprintf("source.data must be at most %d bytes", MaxDataSize),

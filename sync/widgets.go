@@ -10,13 +10,13 @@ import (
 func (s *Service) widgetKind() kind[Widget] {
 	return kind[Widget]{
 		name:    "widget",
-		load:    func(ctx context.Context, t *tx, owner, id string) (Widget, error) { return t.Widget(ctx, owner, id) },
+		load:    func(ctx context.Context, r Reader, owner, id string) (Widget, error) { return r.Widget(ctx, owner, id) },
 		version: func(w Widget) int64 { return w.Version },
-		changes: func(ctx context.Context, t *tx, id string, after, upTo int64) ([]Change, error) {
-			return t.WidgetChanges(ctx, id, after, upTo)
+		changes: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
+			return r.WidgetChanges(ctx, id, after, upTo)
 		},
-		byEdit: func(ctx context.Context, t *tx, id, editID string) (Change, error) {
-			return t.WidgetChangeByEdit(ctx, id, editID)
+		byEdit: func(ctx context.Context, r Reader, id, editID string) (Change, error) {
+			return r.WidgetChangeByEdit(ctx, id, editID)
 		},
 		apply: func(w Widget, e Edit) (Widget, error) {
 			next, err := ApplyWidgetOps(w, e.Ops)

@@ -122,10 +122,44 @@ func (s *Store) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
 		return err
 	}
 	finished = true
+	pid := pgTx.Conn().PgConn().PID()
 	if err := pgTx.Commit(ctx); err != nil {
-		return s.mapErr(ctx, "commit", err)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) {
+			// Answered with an error: not committed.
+			return s.mapErr(ctx, "commit", err)
+		}
+		// The answer was lost, and the server may have committed it. (pgx's
+		// SafeToRetry cannot tell: a read that fails after the COMMIT went out is
+		// reported as "conn closed", which it calls safe.)
+		return storekit.CommitUnknown(s.mapErr(ctx, "commit", err), s.backendGone(ctx, pid))
 	}
 	return nil
+}
+
+// settleTimeout bounds how long a commit whose answer was lost waits for its server
+// process to be gone.
+const settleTimeout = 5 * time.Second
+
+// backendGone reports whether the server process with pid (the one a commit was sent
+// to) has exited, polling pg_stat_activity on another connection for up to
+// settleTimeout. Once it has, its transaction is over: committed or rolled back, and
+// a fresh read tells which. A process that lost its client goes as soon as it notices.
+func (s *Store) backendGone(ctx context.Context, pid uint32) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, 500*time.Millisecond) {
+		var n int
+		err := s.pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE pid = $1`, int64(pid)).Scan(&n)
+		if err == nil && n == 0 {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+	}
 }
 
 // Ping checks that the database answers.

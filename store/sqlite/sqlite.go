@@ -126,7 +126,9 @@ func (s *Store) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
 	}
 	finished = true
 	if err := sqlTx.Commit(); err != nil {
-		return s.mapErr(ctx, "commit", err)
+		// The transaction is over either way (database/sql has let it go), so a
+		// fresh read tells whether it committed.
+		return storekit.CommitUnknown(s.mapErr(ctx, "commit", err), true)
 	}
 	return nil
 }

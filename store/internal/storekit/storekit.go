@@ -17,6 +17,19 @@ var ErrClosed = errors.New("store is closed")
 // Closed returns the error of any call on a closed store.
 func Closed() error { return dsync.Unavailable(ErrClosed) }
 
+// CommitUnknown returns the error of a commit whose answer never came (SPEC §12): an
+// unavailable error with an unknown outcome that is dsync.ErrOutcomeUnknown for
+// errors.Is, and also dsync.ErrTxEnded when ended says the store saw the transaction
+// end (so a fresh read shows whether it committed).
+func CommitUnknown(cause error, ended bool) error {
+	err := fmt.Errorf("%w: %w", dsync.ErrOutcomeUnknown, cause)
+	if ended {
+		err = fmt.Errorf("%w (%w)", err, dsync.ErrTxEnded)
+	}
+	return &dsync.Error{Code: dsync.CodeUnavailable, Outcome: dsync.OutcomeUnknown, Err: err,
+		Message: "the store failed while committing and the outcome is not known; resending with the same editId is safe"}
+}
+
 // NotFound returns the not_found error for a missing (or another owner's) object.
 func NotFound(kind string) error {
 	return &dsync.Error{Code: dsync.CodeNotFound, Message: kind + " not found"}
