@@ -1,6 +1,7 @@
 package sync_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"testing"
@@ -47,5 +48,74 @@ func BenchmarkRule_CheckAndApply(b *testing.B) {
 		if err := dsync.ValidateLayout(next); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// farBehind returns 1,000 versions of 500 ops each (moves of 500 settings keys) and an
+// edit of 500 ops on other paths: the worst case of the overlap check of SPEC §12,
+// which still finds no overlap, so every op is looked up.
+func farBehind() ([]dsync.Change, []dsync.Op) {
+	since := make([]dsync.Change, 1000)
+	for v := range since {
+		ops := make([]dsync.Op, 500)
+		for i := range ops {
+			ops[i] = dsync.Op{Op: dsync.OpReplace, Path: dsync.PathOf("items", fmt.Sprintf("w%03d", i%200), "xywh"[i%4:i%4+1]), Value: json.RawMessage(`1`)}
+		}
+		since[v] = dsync.Change{Version: int64(v + 2), Ops: ops}
+	}
+	edit := make([]dsync.Op, 500)
+	for i := range edit {
+		edit[i] = dsync.Op{Op: dsync.OpAdd, Path: dsync.PathOf("settings", fmt.Sprintf("k%03d", i)), Value: json.RawMessage(`1`)}
+	}
+	return since, edit
+}
+
+// BenchmarkOverlap_500OpsBehind1000VersionsOf500 is the overlap check of an edit of 500
+// ops whose base is 1,000 versions of 500 ops behind (SPEC §12: linear in both).
+func BenchmarkOverlap_500OpsBehind1000VersionsOf500(b *testing.B) {
+	since, ops := farBehind()
+	b.ReportAllocs()
+	for b.Loop() {
+		if cs := dsync.Overlaps(ops, since); len(cs) != 0 {
+			b.Fatalf("conflicts %+v, want none", cs)
+		}
+	}
+}
+
+// BenchmarkEdit_OneOpBehind1000Versions is a whole one-op edit whose base is 1,000
+// versions of 500 ops behind the head, through the service on the embedded store:
+// the check reads those versions outside the write transaction, then commits.
+func BenchmarkEdit_OneOpBehind1000Versions(b *testing.B) {
+	ctx := context.Background()
+	svc := dsync.NewService(openSQLite(b), dsync.Options{Retention: 1 << 30})
+	l, err := svc.CreateLayout(ctx, "alice", dsync.NewLayout{Doc: dsync.LayoutDoc{Name: ptr("far")}, Author: "alice"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	head := l.Version
+	commit := func(ops []dsync.Op) {
+		_, res, err := svc.EditLayout(ctx, "alice", l.ID, dsync.Edit{Base: head, Ops: ops, Author: "alice"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		head = res.Version
+	}
+	for v := range 1000 {
+		ops := make([]dsync.Op, 500)
+		for i := range ops {
+			ops[i] = dsync.Op{Op: dsync.OpAdd, Path: dsync.PathOf("settings", fmt.Sprintf("k%d", i%8)), Value: json.RawMessage(fmt.Sprint(v))}
+		}
+		commit(ops)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		// A key of its own per edit, so that none overlaps the edits before it; run
+		// with -benchtime of at most about 1000x (the settings would fill up).
+		_, res, err := svc.EditLayout(ctx, "alice", l.ID, dsync.Edit{Base: head - 1000, Author: "alice",
+			Ops: []dsync.Op{{Op: dsync.OpAdd, Path: fmt.Sprintf("/settings/b%d", i), Value: json.RawMessage(`1`)}}})
+		if err != nil || !res.Rebased {
+			b.Fatalf("got %+v, %v; want a rebased commit", res, err)
+		}
+		head = res.Version
 	}
 }

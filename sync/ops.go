@@ -125,11 +125,39 @@ func Overlaps(ops []Op, since []Change) []Conflict {
 	if len(ops) == 0 || len(since) == 0 {
 		return nil
 	}
+	n := 0
+	for _, c := range since {
+		n += len(c.Ops)
+	}
+	if len(ops)*n <= smallOverlap {
+		return overlapsDirect(ops, since)
+	}
 	x := newPathIndex(since)
 	var out []Conflict
 	for i, op := range ops {
 		if v, ok := x.touches(op.Path); ok {
 			out = append(out, Conflict{Op: i, Path: op.Path, Version: v, Reason: ReasonOverlap})
+		}
+	}
+	return out
+}
+
+// smallOverlap is the size (edit ops × committed ops) up to which comparing every
+// pair is cheaper than building an index: the usual edit, a version or two behind.
+const smallOverlap = 256
+
+// overlapsDirect is Overlaps by comparing every pair.
+func overlapsDirect(ops []Op, since []Change) []Conflict {
+	var out []Conflict
+	for i, op := range ops {
+	latest:
+		for j := len(since) - 1; j >= 0; j-- {
+			for _, cop := range since[j].Ops {
+				if Overlap(cop.Path, op.Path) {
+					out = append(out, Conflict{Op: i, Path: op.Path, Version: since[j].Version, Reason: ReasonOverlap})
+					break latest
+				}
+			}
 		}
 	}
 	return out
@@ -146,14 +174,22 @@ type pathIndex struct {
 
 func newPathIndex(since []Change) pathIndex {
 	x := pathIndex{exact: map[string]int64{}, under: map[string]int64{}}
-	for _, c := range since {
+	// Newest first: the first version seen writing a path (or below a prefix) is the
+	// latest, and a path seen again adds nothing, so each op costs one lookup.
+	for j := len(since) - 1; j >= 0; j-- {
+		c := since[j]
 		for _, op := range c.Ops {
 			p := op.Path
-			x.exact[p] = max(x.exact[p], c.Version)
+			if _, seen := x.exact[p]; seen {
+				continue
+			}
+			x.exact[p] = c.Version
 			segs := 0
 			for i := 0; i < len(p); i++ {
 				if p[i] == '/' {
-					x.under[p[:i]] = max(x.under[p[:i]], c.Version)
+					if _, ok := x.under[p[:i]]; !ok {
+						x.under[p[:i]] = c.Version
+					}
 					segs++
 				}
 			}
@@ -262,6 +298,9 @@ func checkOpShape(i int, op Op) ([]string, *Error) {
 	}
 	if !ValidText(op.Path) {
 		return nil, Invalid(fmt.Sprintf("ops[%d].path", i), "text", "", "ops[%d].path must be valid UTF-8 without the NUL character", i)
+	}
+	if !ValidJSONText(op.Value) {
+		return nil, Invalid(fmt.Sprintf("ops[%d].value", i), "text", "", "ops[%d].value must be valid UTF-8 without the NUL character", i)
 	}
 	segs, err := ParsePath(op.Path)
 	if err != nil {

@@ -2,6 +2,7 @@ package sync
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -211,5 +212,39 @@ func TestMergePatch(t *testing.T) {
 	}
 	if string(got) != `{"a":{"c":2,"e":4},"f":[1]}` {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// TestOverlaps_IndexAgreesWithPairs: the indexed check (large edits far behind) finds
+// exactly what comparing every pair finds.
+func TestOverlaps_IndexAgreesWithPairs(t *testing.T) {
+	paths := []string{"/name", "/columns", "/settings", "/settings/a", "/settings/a~1b", "/items/a", "/items/a/x",
+		"/items/a/y", "/items/b", "/items/b/x", "/items/ab", "/items/a/x/deeper", "", "/", "//", "/items/"}
+	var since []Change
+	for v := 0; v < 40; v++ {
+		var ops []Op
+		for i := 0; i < 3; i++ {
+			ops = append(ops, Op{Op: OpReplace, Path: paths[(v*7+i*5)%len(paths)]})
+		}
+		since = append(since, Change{Version: int64(v + 2), Ops: ops})
+	}
+	var edit []Op
+	for _, p := range paths {
+		edit = append(edit, Op{Op: OpReplace, Path: p})
+	}
+	for k := 1; k <= len(since); k++ {
+		want, got := overlapsDirect(edit, since[:k]), Overlaps(edit, since[:k])
+		if len(edit)*3*k <= smallOverlap {
+			x := newPathIndex(since[:k])
+			got = nil
+			for i, op := range edit {
+				if v, ok := x.touches(op.Path); ok {
+					got = append(got, Conflict{Op: i, Path: op.Path, Version: v, Reason: ReasonOverlap})
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%d versions: index %v, pairs %v", k, got, want)
+		}
 	}
 }
