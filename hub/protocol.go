@@ -39,6 +39,11 @@ func decodeInbound(b []byte) (inbound, error) {
 	if dec.More() {
 		return m, dsync.Errorf(dsync.CodeBadRequest, "one JSON message per frame")
 	}
+	// The same text rule as REST bodies (SPEC §12): the decoder would quietly turn
+	// invalid UTF-8 into U+FFFD and keep NUL.
+	if !dsync.ValidJSONText(b) {
+		return m, dsync.Invalid("", "text", "", "a message must be valid UTF-8 without the NUL character (\u0000)")
+	}
 	return m, nil
 }
 
@@ -55,7 +60,7 @@ func parseChannel(ch string) (kind, id string, err error) {
 		return kindUser, "", nil
 	}
 	k, id, ok := strings.Cut(ch, ":")
-	if !ok || (k != kindLayout && k != kindWidget) || id == "" || len(id) > 64 || strings.ContainsAny(id, ": \t\n") {
+	if !ok || (k != kindLayout && k != kindWidget) || id == "" || len(id) > 64 || strings.ContainsAny(id, ": \t\n") || !dsync.ValidText(id) {
 		return "", "", dsync.Invalid("channel", "channel", "", "channel must be layout:<id>, widget:<id> or user")
 	}
 	return k, id, nil

@@ -189,6 +189,33 @@ func (c *Client) Request(ctx context.Context, msg map[string]any) (Msg, error) {
 	}
 }
 
+// RequestRaw writes frame as it is (bytes a JSON encoder would not produce, say) and
+// waits for the reply to id, which the frame must carry. Pick ids that Request does
+// not use (it counts up from 1): 1<<40 and above, say.
+func (c *Client) RequestRaw(ctx context.Context, id int64, frame []byte) (Msg, error) {
+	ch := make(chan Msg, 1)
+	c.mu.Lock()
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.pending, id)
+		c.mu.Unlock()
+	}()
+	if err := c.ws.Write(ctx, websocket.MessageText, frame); err != nil {
+		return Msg{}, err
+	}
+	select {
+	case m, ok := <-ch:
+		if !ok {
+			return Msg{}, fmt.Errorf("connection closed: %w", c.closeErr)
+		}
+		return m, nil
+	case <-ctx.Done():
+		return Msg{}, ctx.Err()
+	}
+}
+
 // Send writes raw bytes as one text frame, no reply awaited.
 func (c *Client) Send(ctx context.Context, b []byte) error {
 	return c.ws.Write(ctx, websocket.MessageText, b)
