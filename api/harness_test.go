@@ -73,7 +73,7 @@ type testCase struct {
 }
 
 // suites are the REST test cases, one list per resource (see the *_test.go files).
-var suites = [][]testCase{authCases, healthCases, layoutCases, widgetCases, dashboardCases, inputCases}
+var suites = [][]testCase{authCases, healthCases, layoutCases, widgetCases, dashboardCases, inputCases, boundsCases}
 
 // TestREST runs the whole REST suite against a real server on each store backend.
 func TestREST(t *testing.T) {
