@@ -139,6 +139,34 @@ func TestEditRule(t *testing.T) {
 				},
 			},
 			{
+				name: "an edit overlapping an older version than the newest after its base conflicts",
+				steps: []step{
+					{base: 1, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w1+"/x", 1)} }},
+					{base: 2, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w2+"/y", 3)} }},
+					{base: 3, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/name", "n")} }},
+					{base: 1, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w1+"/x", 5)} }, code: dsync.CodeVersionConflict},
+				},
+				check: func(t *testing.T, f fixture, l dsync.Layout) {
+					if it := l.Items[f.w1]; it.X != 1 || l.Version != 4 {
+						t.Fatalf("got %+v at v%d, want x=1 at v4", it, l.Version)
+					}
+				},
+			},
+			{
+				name: "an edit past several non-overlapping versions is rebased",
+				steps: []step{
+					{base: 1, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w1+"/x", 1)} }},
+					{base: 2, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w2+"/y", 3)} }},
+					{base: 3, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/name", "n")} }},
+					{base: 1, ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w1+"/y", 5)} }, rebased: true},
+				},
+				check: func(t *testing.T, f fixture, l dsync.Layout) {
+					if it := l.Items[f.w1]; it.X != 1 || it.Y != 5 || l.Version != 5 {
+						t.Fatalf("got %+v at v%d, want x=1 y=5 at v5", it, l.Version)
+					}
+				},
+			},
+			{
 				name: "force overwrites an overlapping change",
 				steps: []step{
 					{ops: func(f fixture) []dsync.Op { return []dsync.Op{rep("/items/"+f.w1+"/x", 1)} }},
