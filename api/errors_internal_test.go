@@ -5,9 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -108,12 +113,49 @@ func TestWriteError_MapsEveryCodeThroughOneTable(t *testing.T) {
 }
 
 // TestErrorTable_CoversEveryCode guards the table against a code added to the domain
-// and forgotten here.
+// and forgotten here: the codes are read from the domain's source, every constant of
+// type Code, so a new one is seen without touching this test.
 func TestErrorTable_CoversEveryCode(t *testing.T) {
 	t.Parallel()
-	for _, code := range []dsync.Code{dsync.CodeBadRequest, dsync.CodeValidation, dsync.CodeUnauthorized,
-		dsync.CodeForbidden, dsync.CodeNotFound, dsync.CodeVersionConflict, dsync.CodeConflict, dsync.CodeTooLarge,
-		dsync.CodeSourceFailed, dsync.CodeRateLimited, dsync.CodeUnavailable, dsync.CodeInternal, dsync.CodeTimeout, dsync.CodePrecondition} {
+	fset := token.NewFileSet()
+	names, err := filepath.Glob("../sync/*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var codes []dsync.Code
+	for _, name := range names {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			gd, ok := d.(*ast.GenDecl)
+			if !ok || gd.Tok != token.CONST {
+				continue
+			}
+			for _, spec := range gd.Specs {
+				vs := spec.(*ast.ValueSpec)
+				if id, ok := vs.Type.(*ast.Ident); !ok || id.Name != "Code" {
+					continue
+				}
+				for _, v := range vs.Values {
+					lit, ok := v.(*ast.BasicLit)
+					if !ok {
+						t.Fatalf("a Code constant that is not a literal: %v", v)
+					}
+					s, _ := strconv.Unquote(lit.Value)
+					codes = append(codes, dsync.Code(s))
+				}
+			}
+		}
+	}
+	if len(codes) < 14 {
+		t.Fatalf("found %d codes in ../sync, want at least the 14 of SPEC §4 and §12: %v", len(codes), codes)
+	}
+	for _, code := range codes {
 		if _, ok := statusOf[code]; !ok {
 			t.Errorf("no status for %s", code)
 		}
