@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/go-playground/validator/v10"
@@ -45,6 +47,11 @@ func (s *Server) decode(c *gin.Context, dst any, mayBeEmpty bool) error {
 				Message: fmt.Sprintf("the request body must be at most %d bytes", mbe.Limit),
 				Details: []dsync.FieldError{{Field: "body", Rule: "max", Param: strconv.FormatInt(mbe.Limit, 10)}}}
 		}
+		if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+			// The connection's read deadline (bodyDeadline) passed: the body is too slow.
+			return &dsync.Error{Code: dsync.CodeTimeout, Err: err,
+				Message: fmt.Sprintf("the request body did not arrive within %s", s.bodyWait)}
+		}
 		return &dsync.Error{Code: dsync.CodeBadRequest, Message: "the request body could not be read", Err: err}
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
@@ -61,27 +68,14 @@ func (s *Server) decode(c *gin.Context, dst any, mayBeEmpty bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return dsync.Errorf(dsync.CodeBadRequest, "the request body has data after the JSON value")
 	}
-	if off := nulEscape(body); off >= 0 {
+	if !utf8.Valid(body) {
+		return dsync.Invalid("", "text", "", "the request body must be valid UTF-8")
+	}
+	if off := dsync.NULEscape(body); off >= 0 {
 		field := pathAtOffset(body, int64(off))
 		return dsync.Invalid(field, "nonul", "", "%s must not contain the NUL character (\\u0000)", cmp.Or(field, "the body"))
 	}
 	return s.validate(dst)
-}
-
-// nulEscape returns the offset of the first \u0000 escape in the strings of a
-// well-formed JSON text, or -1. No store can keep NUL in text (Postgres refuses
-// it), so it is refused here, before it reaches one.
-func nulEscape(body []byte) int {
-	for i := 0; i < len(body); i++ {
-		if body[i] != '\\' {
-			continue
-		}
-		if i+5 < len(body) && body[i+1] == 'u' && string(body[i+2:i+6]) == "0000" {
-			return i
-		}
-		i++ // skip the escaped character (a backslash, say)
-	}
-	return -1
 }
 
 // decodeError turns an encoding/json error into the contract's codes.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -175,4 +176,62 @@ func (s *Server) saneParams(c *gin.Context) {
 		}
 	}
 	c.Next()
+}
+
+// DefaultReadTimeout is how long a request body may take to arrive (SPEC §12).
+const DefaultReadTimeout = 10 * time.Second
+
+// bodyDeadline bounds how long a request's body may take to arrive (SPEC §12,
+// Config.ReadTimeout), whoever sent it, before authentication runs: the connection's
+// read deadline is set, and lifted once the whole body is in, so that it never cuts a
+// handler that runs long after reading (net/http's background read, which watches
+// for the client going away, would cancel the request's context at the deadline).
+// A body read that hits the deadline is answered 408 timeout (see decode).
+//
+// Until the body is in, the answer carries "Connection: close": a handler that answers
+// without reading it (401, 404, 429) is not held up while net/http drains the rest,
+// and the connection ends once the answer is out, at the latest at the deadline.
+// Requests without a body get no deadline: their background read is running
+// already, there is nothing to wait for, and the WebSocket upgrade (a GET) must not
+// inherit one.
+func (s *Server) bodyDeadline(c *gin.Context) {
+	r := c.Request
+	if r.Body == nil || r.Body == http.NoBody || r.ContentLength == 0 {
+		c.Next()
+		return
+	}
+	rc := http.NewResponseController(c.Writer)
+	if err := rc.SetReadDeadline(time.Now().Add(s.bodyWait)); err != nil {
+		c.Next() // a writer without deadlines (not a network connection): nothing to bound
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Connection", "close")
+	r.Body = &deadlineBody{ReadCloser: r.Body, done: func() {
+		_ = rc.SetReadDeadline(time.Time{})
+		h.Del("Connection")
+	}}
+	c.Next()
+}
+
+// deadlineBody is a request body that calls done once, when it has been read to its
+// end.
+type deadlineBody struct {
+	io.ReadCloser
+	done func()
+}
+
+func (b *deadlineBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err == io.EOF && b.done != nil {
+		b.done()
+		b.done = nil
+	}
+	return n, err
+}
+
+// clearReadDeadline lifts the body deadline from a connection that is to live long
+// (the WebSocket the hub takes over).
+func clearReadDeadline(c *gin.Context) {
+	_ = http.NewResponseController(c.Writer).SetReadDeadline(time.Time{})
 }

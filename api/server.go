@@ -47,6 +47,10 @@ type Config struct {
 	ReadyTimeout time.Duration
 	// MaxBodyBytes bounds request bodies; default DefaultMaxBodyBytes (1 MiB).
 	MaxBodyBytes int64
+	// ReadTimeout is how long a request body may take to arrive, from the end of its
+	// headers; past it the answer is 408 timeout and the connection is closed.
+	// Default DefaultReadTimeout (10 s).
+	ReadTimeout time.Duration
 	// Now is the clock tokens are checked against; default time.Now.
 	Now func() time.Time
 	// Hub serves GET /api/ws; nil: the route answers 503.
@@ -54,7 +58,10 @@ type Config struct {
 	// AllowedOrigins are the origins (scheme://host[:port], or "*") allowed to open a
 	// WebSocket besides the server's own host; requests without Origin are allowed.
 	AllowedOrigins []string
-	// MaxConnsPerUser bounds a user's WebSockets on this instance; 0: unlimited.
+	// MaxConnsPerUser is ignored.
+	//
+	// Deprecated: the hub bounds each user's connections, across instances
+	// (hub.Config.MaxConnsPerUser); the upgrade answers its refusal.
 	MaxConnsPerUser int
 	// Limiter keeps the rate limits' budgets (SPEC §9); nil: no rate limits. When it
 	// fails, requests are allowed (fail open), and the failure logged and counted.
@@ -84,12 +91,12 @@ type Server struct {
 	checks    []Check
 	readyWait time.Duration
 	maxBody   int64
+	bodyWait  time.Duration
 	now       func() time.Time
 	validator *validator.Validate
 	tokens    *lru.Cache[string, verifiedToken]
 	hub       *hub.Hub
 	origins   []string
-	maxConns  int
 	limiter   ratelimit.Limiter
 	limits    ratelimit.Limits
 	assets    map[string]asset // the demo page's files by name; nil: not served
@@ -119,12 +126,12 @@ func New(cfg Config) *Server {
 		checks:    cfg.Checks,
 		readyWait: cfg.ReadyTimeout,
 		maxBody:   cfg.MaxBodyBytes,
+		bodyWait:  cfg.ReadTimeout,
 		now:       cfg.Now,
 		validator: newValidator(),
 		tokens:    newTokenCache(),
 		hub:       cfg.Hub,
 		origins:   cfg.AllowedOrigins,
-		maxConns:  cfg.MaxConnsPerUser,
 		limiter:   cfg.Limiter,
 		limits:    cfg.Limits,
 		devTokens: cfg.DevTokens,
@@ -152,6 +159,9 @@ func New(cfg Config) *Server {
 	if s.maxBody <= 0 {
 		s.maxBody = DefaultMaxBodyBytes
 	}
+	if s.bodyWait <= 0 {
+		s.bodyWait = DefaultReadTimeout
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -167,7 +177,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.engine.Se
 // registered beside parameters (/widgets/:id); gin's tree prefers the static one.
 func (s *Server) routes() *gin.Engine {
 	r := gin.New()
-	r.Use(s.requestID, s.observe, s.recoverPanic)
+	r.Use(s.requestID, s.observe, s.recoverPanic, s.bodyDeadline)
 	r.NoRoute(func(c *gin.Context) {
 		s.writeError(c, dsync.Errorf(dsync.CodeNotFound, "no route %s %s", c.Request.Method, c.Request.URL.Path))
 	})

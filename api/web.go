@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"path"
 	"strings"
@@ -94,9 +95,39 @@ func (s *Server) routeWeb(r *gin.Engine) {
 	}
 }
 
-// handleIndex serves GET / : the demo dashboard.
+// handleIndex serves GET / : the demo dashboard. With dev tokens on, /?user=NAME
+// signs the page in as NAME without a click, so it is served only to a loopback Host
+// (see requireLoopbackHost).
 func (s *Server) handleIndex(c *gin.Context) {
+	if _, signIn := c.GetQuery("user"); signIn && s.devTokens && !s.requireLoopbackHost(c) {
+		return
+	}
 	s.serveAsset(c, s.assets["index.html"])
+}
+
+// loopbackHosts are the names a request's Host may carry for dev sign-in (SPEC §12).
+var loopbackHosts = []string{"127.0.0.1", "::1", "localhost"}
+
+// requireLoopbackHost reports whether the request's Host names this machine's
+// loopback (127.0.0.1, [::1] or localhost, any port); otherwise it answers 403
+// forbidden. Dev tokens let anyone act as anyone, and a page of another site whose
+// name is made to resolve to this machine (DNS rebinding) reaches it from loopback
+// all the same: only the Host, its own name, gives it away.
+func (s *Server) requireLoopbackHost(c *gin.Context) bool {
+	host := c.Request.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	for _, l := range loopbackHosts {
+		if strings.EqualFold(host, l) {
+			return true
+		}
+	}
+	s.writeError(c, dsync.Errorf(dsync.CodeForbidden,
+		"development sign-in answers only requests to 127.0.0.1, [::1] or localhost, not %q", strings.ToValidUTF8(c.Request.Host, "\uFFFD")))
+	return false
 }
 
 // handleAsset serves GET /web/<file>: the client module, the page's script, styles
@@ -137,6 +168,9 @@ type devTokenResponse struct {
 // serve --dev): a token for NAME signed with the server's secret, so the demo page can
 // sign in as anyone named in its URL.
 func (s *Server) handleDevToken(c *gin.Context) {
+	if !s.requireLoopbackHost(c) {
+		return
+	}
 	user := c.Query("user")
 	if user == "" {
 		s.writeError(c, dsync.Invalid("user", "required", "", "user is required"))

@@ -13,8 +13,8 @@ import (
 )
 
 // handleWebSocket serves GET /api/ws: the token was checked by authenticate (401
-// before any upgrade); here the origin (403) and the per-user connection limit (429)
-// are, then the hub takes the connection.
+// before any upgrade); here the origin is (403), then the hub admits the connection
+// (429 over the per-user connection limit, SPEC §12) and takes it over.
 func (s *Server) handleWebSocket(c *gin.Context) {
 	if s.hub == nil {
 		s.writeError(c, dsync.Errorf(dsync.CodeUnavailable, "WebSockets are not served here"))
@@ -24,16 +24,13 @@ func (s *Server) handleWebSocket(c *gin.Context) {
 		s.writeError(c, dsync.Errorf(dsync.CodeForbidden, "origin %q is not allowed", c.GetHeader("Origin")))
 		return
 	}
-	user := userOf(c)
-	if s.maxConns > 0 && s.hub.Connections(user) >= s.maxConns {
-		e := dsync.Errorf(dsync.CodeRateLimited, "at most %d connections per user", s.maxConns)
-		e.RetryAfterMs = 1000
-		s.writeError(c, e)
-		return
-	}
 	exp, _ := c.Get(ctxExp)
 	expAt, _ := exp.(time.Time)
-	s.hub.ServeWS(c.Writer, c.Request, hub.Identity{User: user, Exp: expAt})
+	// The connection lives long: no body deadline may outlast the upgrade.
+	clearReadDeadline(c)
+	if err := s.hub.ServeWS(c.Writer, c.Request, hub.Identity{User: userOf(c), Exp: expAt}); err != nil {
+		s.writeError(c, err)
+	}
 }
 
 // originAllowed accepts requests without Origin (non-browser clients), from the

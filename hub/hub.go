@@ -80,6 +80,16 @@ type Config struct {
 	// message) and Edits per user (every `edit`). REST is the API's. A zero Limit is
 	// unlimited.
 	Limits ratelimit.Limits
+
+	// MaxConnsPerUser bounds each user's open WebSocket connections (SPEC §12), as
+	// counted by Slots: across instances when they share its backend. Over it,
+	// ServeWS refuses the upgrade with rate_limited. 0: unlimited.
+	MaxConnsPerUser int
+	// Slots counts the connections; required when MaxConnsPerUser > 0. When it fails,
+	// connections are admitted (fail open), and the failure logged and counted.
+	Slots ConnSlots
+	// SlotTimeout bounds each call to Slots; default DefaultSlotTimeout (500 ms).
+	SlotTimeout time.Duration
 }
 
 // Close codes (SPEC §5, §9). 1001, 1009 and 1013 mean "reconnect and resume"; 4001 and
@@ -96,10 +106,11 @@ const (
 // dsync.Publisher (what the edit pipeline announces) and Handler (what the broker
 // delivers).
 type Hub struct {
-	cfg Config
-	svc *dsync.Service
-	log *slog.Logger
-	m   *metrics
+	cfg   Config
+	svc   *dsync.Service
+	log   *slog.Logger
+	m     *metrics
+	slots *slotMetrics
 
 	mu       sync.Mutex
 	conns    map[*conn]struct{}
@@ -124,6 +135,9 @@ var (
 func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.Service == nil || cfg.Broker == nil || cfg.Verify == nil || cfg.Presence == nil {
 		return nil, errors.New("hub: Service, Broker, Presence and Verify are required")
+	}
+	if cfg.MaxConnsPerUser > 0 && cfg.Slots == nil {
+		return nil, errors.New("hub: MaxConnsPerUser needs Slots")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -161,11 +175,18 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if cfg.MessageLimiter == nil {
 		cfg.MessageLimiter = cfg.Limiter
 	}
+	if cfg.SlotTimeout <= 0 {
+		cfg.SlotTimeout = DefaultSlotTimeout
+	}
 	m, err := newMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, svc: cfg.Service, log: cfg.Logger, m: m,
+	sm, err := newSlotMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	h := &Hub{cfg: cfg, svc: cfg.Service, log: cfg.Logger, m: m, slots: sm,
 		conns: map[*conn]struct{}{}, channels: map[string]*channel{}, stop: make(chan struct{})}
 	if err := cfg.Broker.Start(ctx, h); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
@@ -270,7 +291,8 @@ func (h *Hub) layoutChannels() []*channel {
 }
 
 // sweep periodically checks every subscribed layout for versions the broker lost with
-// no later version to reveal the gap, and renews this instance's presence entries.
+// no later version to reveal the gap, and renews this instance's presence entries and
+// connection slots.
 func (h *Hub) sweep() {
 	defer h.sweeper.Done()
 	t := time.NewTicker(h.cfg.SweepInterval)
@@ -291,37 +313,48 @@ func (h *Hub) sweep() {
 			for _, ch := range h.layoutChannels() {
 				h.refreshPresence(ctx, ch)
 			}
+			h.refreshSlots(ctx)
 			cancel()
 		}
 	}
 }
 
-// ServeWS upgrades an authenticated request (the caller has checked the token and the
-// origin) and serves the connection until it closes.
-func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) {
+// ServeWS admits, upgrades and serves an authenticated request (the caller has checked
+// the token and the origin) until the connection closes. When the connection is not
+// admitted, ServeWS writes nothing and returns the refusal for the caller to answer:
+// unavailable once shutdown has begun, rate_limited (with RetryAfterMs) when the user
+// holds MaxConnsPerUser connections already. Otherwise it returns nil, the request
+// answered (upgraded, or refused by the WebSocket handshake itself).
+func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) error {
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte(`{"error":{"code":"unavailable","message":"the server is shutting down"}}` + "\n"))
-		return
+		return dsync.Errorf(dsync.CodeUnavailable, "the server is shutting down")
 	}
 	h.connsWG.Add(1)
 	h.mu.Unlock()
+	// The slot is taken before the upgrade, so that a refusal is still an HTTP answer.
+	client := newClientID()
+	if err := h.admit(r.Context(), id.User, client); err != nil {
+		h.connsWG.Done()
+		return err
+	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true, CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
+		h.release(id.User, client)
 		h.connsWG.Done()
 		h.log.Debug("websocket accept failed", "err", err)
-		return
+		return nil
 	}
 	c := newConn(h, ws, id)
+	c.id = client // the id its slot is held under
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
+		h.release(id.User, client)
 		h.connsWG.Done()
 		_ = ws.Close(CloseGoingAway, "server shutting down")
-		return
+		return nil
 	}
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
@@ -337,7 +370,9 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) {
 		h.mu.Lock()
 		delete(h.conns, c)
 		h.mu.Unlock()
+		h.release(c.uid, c.id)
 	}()
+	return nil
 }
 
 // Connections returns how many connections user has open (all users for "").

@@ -32,6 +32,14 @@ type serveConfig struct {
 	LogFormat                   string // "json" or "text"
 	LogLevel                    slog.Level
 	ShutdownTimeout             time.Duration
+	// ReadTimeout is how long a request's headers, and then its body, may take to
+	// arrive (SPEC §12).
+	ReadTimeout time.Duration
+	// CacheBytes bounds the in-process widget-data cache (without Redis).
+	CacheBytes int64
+	// RateFetch is widget source fetches per second per user (burst: the rate,
+	// rounded up); 0 is unlimited.
+	RateFetch float64
 
 	// SourceAllow is the SSRF policy of http sources, with the --source-allow list.
 	SourceAllow *source.Policy
@@ -66,7 +74,10 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	rateREST := fs.float("rate-rest", "DASHSYNC_RATE_REST", 100, "REST requests per second per user (burst twice that; 0 unlimited)")
 	rateWS := fs.float("rate-ws", "DASHSYNC_RATE_WS", 100, "WebSocket messages per second per connection (0 unlimited)")
 	rateEdits := fs.float("rate-edits", "DASHSYNC_RATE_EDITS", 100, "edits per second per user (0 unlimited)")
-	maxConns := fs.int("max-conns-per-user", "DASHSYNC_MAX_CONNS_PER_USER", 0, "WebSocket connections per user (0 unlimited)")
+	maxConns := fs.int("max-conns-per-user", "DASHSYNC_MAX_CONNS_PER_USER", 50, "WebSocket connections per user, across instances with Redis (0 unlimited)")
+	cacheBytes := fs.bytes("cache-bytes", "DASHSYNC_CACHE_BYTES", 256<<20, "the `size` of widget data the in-process cache holds, least recently used evicted first (268435456, 256MiB, 1GiB; unused with --redis-url)")
+	rateFetch := fs.float("rate-fetch", "DASHSYNC_RATE_FETCH", 20, "widget source fetches per second per user (0 unlimited)")
+	readTimeout := fs.duration("read-timeout", "DASHSYNC_READ_TIMEOUT", 10*time.Second, "how long a request's headers, then its body, may take to arrive (past it: 408 timeout)")
 	sourceAllow := fs.string("source-allow", "DASHSYNC_SOURCE_ALLOW", "", "comma-separated CIDRs, addresses or host:port that http sources may reach although private, loopback, link-local or metadata; empty: none")
 	logFormat := fs.string("log-format", "DASHSYNC_LOG_FORMAT", "", "log format, json or text; default text with --dev, else json")
 	logLevel := fs.string("log-level", "DASHSYNC_LOG_LEVEL", "info", "log level: debug, info, warn or error")
@@ -76,7 +87,8 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	}
 	c := serveConfig{
 		storeConfig: *sc, Addr: *addr, RedisURL: *redisURL, RedisPrefix: *redisPrefix, JWTSecret: *secret, Dev: *dev,
-		RateREST: *rateREST, RateWS: *rateWS, RateEdits: *rateEdits, MaxConnsPerUser: *maxConns,
+		RateREST: *rateREST, RateWS: *rateWS, RateEdits: *rateEdits, MaxConnsPerUser: *maxConns, ReadTimeout: *readTimeout,
+		CacheBytes: int64(*cacheBytes), RateFetch: *rateFetch,
 		LogFormat: *logFormat, ShutdownTimeout: *shutdown,
 	}
 	for o := range strings.SplitSeq(*origins, ",") {
@@ -96,7 +108,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	if err := c.LogLevel.UnmarshalText([]byte(*logLevel)); err != nil {
 		return serveConfig{}, fmt.Errorf("--log-level %q: want debug, info, warn or error", *logLevel)
 	}
-	for name, r := range map[string]float64{"rate-rest": c.RateREST, "rate-ws": c.RateWS, "rate-edits": c.RateEdits} {
+	for name, r := range map[string]float64{"rate-rest": c.RateREST, "rate-ws": c.RateWS, "rate-edits": c.RateEdits, "rate-fetch": c.RateFetch} {
 		if r < 0 {
 			return serveConfig{}, fmt.Errorf("--%s %v: want a number ≥ 0", name, r)
 		}
@@ -108,6 +120,12 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	c.SourceAllow = allow
 	if c.MaxConnsPerUser < 0 {
 		return serveConfig{}, fmt.Errorf("--max-conns-per-user %d: want an integer ≥ 0", c.MaxConnsPerUser)
+	}
+	if c.CacheBytes <= 0 {
+		return serveConfig{}, fmt.Errorf("--cache-bytes %d: want a size above 0, such as 256MiB", c.CacheBytes)
+	}
+	if c.ReadTimeout <= 0 {
+		return serveConfig{}, fmt.Errorf("--read-timeout %v: want a positive duration", c.ReadTimeout)
 	}
 	if c.ShutdownTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.ShutdownTimeout)

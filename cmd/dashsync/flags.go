@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -95,4 +96,73 @@ func (f *flagSet) parse(args []string) error {
 		return fmt.Errorf("%s: unexpected arguments: %s", f.Name(), strings.Join(f.Args(), " "))
 	}
 	return nil
+}
+
+// byteSize is a flag's number of bytes: a count (268435456) or a count with a unit,
+// binary (KiB, MiB, GiB, TiB) or decimal (kB, MB, GB, TB), case aside: 256MiB, 1GiB.
+type byteSize int64
+
+// byteUnits are the units byteSize reads, by lower-case name.
+var byteUnits = map[string]int64{
+	"": 1, "b": 1,
+	"kib": 1 << 10, "mib": 1 << 20, "gib": 1 << 30, "tib": 1 << 40,
+	"kb": 1e3, "mb": 1e6, "gb": 1e9, "tb": 1e12,
+}
+
+// parseBytes reads a byteSize; a minus sign is read too, for the caller to refuse
+// with its own message.
+func parseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	if i < len(t) && (t[i] == '-' || t[i] == '+') {
+		i++
+	}
+	for i < len(t) && t[i] >= '0' && t[i] <= '9' {
+		i++
+	}
+	num, unit := t[:i], strings.ToLower(strings.TrimSpace(t[i:]))
+	n, err := strconv.ParseInt(num, 10, 64)
+	mult, ok := byteUnits[unit]
+	if err != nil || !ok {
+		return 0, fmt.Errorf("%q: want a number of bytes such as 268435456, 256MiB or 1GiB", s)
+	}
+	if n > math.MaxInt64/mult || n < math.MinInt64/mult {
+		return 0, fmt.Errorf("%q: too large", s)
+	}
+	return n * mult, nil
+}
+
+// String shows the size in the largest binary unit that divides it.
+func (b *byteSize) String() string {
+	n := int64(*b)
+	for _, u := range []struct {
+		name string
+		size int64
+	}{{"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n != 0 && n%u.size == 0 {
+			return strconv.FormatInt(n/u.size, 10) + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// Set implements flag.Value.
+func (b *byteSize) Set(s string) error {
+	n, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+func (f *flagSet) bytes(name, env string, def int64, text string) *byteSize {
+	v := byteSize(def)
+	if e := f.getenv(env); env != "" && e != "" {
+		if err := v.Set(e); err != nil {
+			f.errs = append(f.errs, fmt.Errorf("%s=%v", env, err))
+		}
+	}
+	f.Var(&v, name, usage(text, env))
+	return &v
 }

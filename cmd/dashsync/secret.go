@@ -21,7 +21,8 @@ const minDevSecretLen = 64
 var errNoSecret = errors.New("no JWT secret: set --jwt-secret or DASHSYNC_JWT_SECRET (or run with --dev, which generates one)")
 
 // jwtSecret returns the secret to sign and verify tokens with: the configured one;
-// else, with dev, the one kept in dataDir (generated there, 0600, on first use).
+// else, with dev, the one kept in dataDir (generated there on first use). The data
+// dir is made 0700 and the kept secret 0600, also when they exist already.
 // generated reports whether it was just created.
 func jwtSecret(configured string, dev bool, dataDir string) (secret []byte, generated bool, err error) {
 	if configured != "" {
@@ -30,10 +31,16 @@ func jwtSecret(configured string, dev bool, dataDir string) (secret []byte, gene
 	if !dev {
 		return nil, false, errNoSecret
 	}
+	if err := ensureDataDir(dataDir); err != nil {
+		return nil, false, err
+	}
 	path := filepath.Join(dataDir, devSecretFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
+		if err := os.Chmod(path, 0o600); err != nil {
+			return nil, false, fmt.Errorf("make the kept secret private: %w", err)
+		}
 		s := strings.TrimSpace(string(b))
 		if len(s) < minDevSecretLen {
 			return nil, false, fmt.Errorf("the kept secret %s is too short (%d characters); delete it to generate a new one", path, len(s))
@@ -41,9 +48,6 @@ func jwtSecret(configured string, dev bool, dataDir string) (secret []byte, gene
 		return []byte(s), false, nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return nil, false, fmt.Errorf("read the kept secret: %w", err)
-	}
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, false, fmt.Errorf("create data dir: %w", err)
 	}
 	var raw [32]byte
 	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails

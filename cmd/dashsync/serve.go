@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -43,12 +45,38 @@ func newLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
-// sqlitePath returns the embedded database's path, creating the data dir.
-func sqlitePath(dataDir string) (string, error) {
+// ensureDataDir creates the data dir, or makes it private if it exists: it holds the
+// embedded database and the --dev secret (SPEC §12: 0700).
+func ensureDataDir(dataDir string) error {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return "", fmt.Errorf("create data dir: %w", err)
+		return fmt.Errorf("create data dir: %w", err)
 	}
-	return filepath.Join(dataDir, sqliteFile), nil
+	if err := os.Chmod(dataDir, 0o700); err != nil {
+		return fmt.Errorf("make the data dir private: %w", err)
+	}
+	return nil
+}
+
+// sqlitePath returns the embedded database's path, creating the data dir and the
+// database file, private to their owner (0700, 0600) also when they exist. The file
+// is created here, not by SQLite, because migrate opens it without sqlite.Open (which
+// does the same) and SQLite gives its -wal and -shm files the database file's mode.
+func sqlitePath(dataDir string) (string, error) {
+	if err := ensureDataDir(dataDir); err != nil {
+		return "", err
+	}
+	path := filepath.Join(dataDir, sqliteFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("create the database file: %w", err)
+	}
+	_ = f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("make the database files private: %w", err)
+		}
+	}
+	return path, nil
 }
 
 // openStore opens the configured store, applying pending migrations.
@@ -105,7 +133,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	shared, err := openShared(ctx, c.RedisURL, c.RedisPrefix, log)
+	shared, err := openShared(ctx, c.RedisURL, c.RedisPrefix, c.CacheBytes, log)
 	if err != nil {
 		return err
 	}
@@ -117,7 +145,8 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	defer sources.Close()
 	// The embedded store belongs to this process alone: nothing else writes to it.
 	svc := dsync.NewService(store, dsync.Options{Logger: log, Sources: sources, SoleWriter: c.DatabaseURL == ""})
-	dataOpts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics}
+	dataOpts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics,
+		FetchLimiter: shared.limiter, FetchRate: fetchLimit(c.RateFetch)}
 	var leases hub.Leaser
 	if shared.leases != nil {
 		dataOpts.Locker, leases = shared.leases, shared.leases
@@ -128,6 +157,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	}
 	h, err := hub.New(ctx, hub.Config{
 		Service: svc, Data: data, Broker: shared.broker, Presence: shared.presence, Leases: leases, Logger: log, Registry: registry,
+		MaxConnsPerUser: c.MaxConnsPerUser, Slots: shared.slots,
 		Verify: func(tok string) (hub.Identity, error) {
 			user, exp, err := api.VerifyToken(secret, tok, time.Now())
 			return hub.Identity{User: user, Exp: exp}, err
@@ -140,19 +170,19 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	}
 	svc.SetPublisher(h)
 	handler := api.New(api.Config{
-		Service:         svc,
-		Data:            data,
-		Hub:             h,
-		JWTSecret:       secret,
-		Logger:          log,
-		Registry:        registry,
-		Checks:          shared.checks,
-		AllowedOrigins:  c.AllowedOrigins,
-		MaxConnsPerUser: c.MaxConnsPerUser,
-		Limiter:         shared.limiter,
-		Limits:          limits,
-		Web:             web.FS(),
-		DevTokens:       c.Dev, // the demo page signs in as /?user=NAME
+		Service:        svc,
+		Data:           data,
+		Hub:            h,
+		JWTSecret:      secret,
+		Logger:         log,
+		Registry:       registry,
+		Checks:         shared.checks,
+		AllowedOrigins: c.AllowedOrigins,
+		ReadTimeout:    c.ReadTimeout,
+		Limiter:        shared.limiter,
+		Limits:         limits,
+		Web:            web.FS(),
+		DevTokens:      c.Dev, // the demo page signs in as /?user=NAME
 	})
 
 	ln, err := net.Listen("tcp", c.Addr)
@@ -161,7 +191,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	}
 	srv := &http.Server{
 		Handler:           handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: c.ReadTimeout, // and the API bounds the body by it too
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -225,6 +255,8 @@ func displayAddr(a net.Addr) string {
 type sharedBackends struct {
 	broker   hub.Broker
 	presence hub.Presence
+	// slots count each user's WebSocket connections, across instances with Redis.
+	slots hub.ConnSlots
 	// limiter keeps the per-user rate-limit budgets (REST requests, edits).
 	limiter ratelimit.Limiter
 	checks  []api.Check
@@ -238,21 +270,34 @@ type sharedBackends struct {
 	leases *redis.Leases
 }
 
+// fetchLimit is the per-user fetch budget of --rate-fetch: rate a second, a burst of
+// the rate rounded up (a second's worth); 0 or less is unlimited.
+func fetchLimit(rate float64) ratelimit.Limit {
+	if !(rate > 0) || math.IsInf(rate, 1) {
+		return ratelimit.Limit{}
+	}
+	return ratelimit.Limit{Rate: rate, Burst: int(min(math.Ceil(rate), math.MaxInt32))}
+}
+
 // openShared returns the in-process broker, presence, rate limiter and widget-data
 // cache, or with a Redis URL the Redis ones on one client, and the Redis readiness
 // check. Redis being down at start is not fatal: the instance serves its own sockets
 // and catches up when Redis is back, and rate limits fail open meanwhile.
-func openShared(ctx context.Context, redisURL, prefix string, log *slog.Logger) (sharedBackends, error) {
+func openShared(ctx context.Context, redisURL, prefix string, cacheBytes int64, log *slog.Logger) (sharedBackends, error) {
 	if redisURL == "" {
 		b := memory.NewBroker()
-		cache := memory.NewCache(0, nil)
-		return sharedBackends{broker: b, presence: memory.NewPresence(0, nil), cache: cache,
+		cache := memory.NewCache(cacheBytes, nil)
+		return sharedBackends{broker: b, presence: memory.NewPresence(0, nil), slots: memory.NewConnSlots(0, nil), cache: cache,
 			limiter: memory.NewLimiter(memory.LimiterOptions{}), close: func() { _ = b.Close(); _ = cache.Close() }}, nil
 	}
 	opt, err := goredis.ParseURL(redisURL)
 	if err != nil {
 		return sharedBackends{}, fmt.Errorf("--redis-url: %w", err)
 	}
+	// Without it, go-redis waits out ReadTimeout on a Redis that stopped answering,
+	// whatever the context says, and a hung Redis would hold edits' acknowledgements
+	// far past the broker's publish timeout (SPEC §12).
+	opt.ContextTimeoutEnabled = true
 	rdb := goredis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -266,6 +311,7 @@ func openShared(ctx context.Context, redisURL, prefix string, log *slog.Logger) 
 	return sharedBackends{
 		broker:   b,
 		presence: redis.NewPresence(rdb, prefix, 0),
+		slots:    redis.NewConnSlots(rdb, prefix, 0),
 		limiter:  redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}),
 		cache:    redis.NewCache(rdb, prefix),
 		leases:   redis.NewLeases(rdb, prefix, instanceID()),

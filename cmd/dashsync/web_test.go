@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,6 +29,24 @@ func TestServe_DemoPage(t *testing.T) {
 		}
 		if status, body := request(t, "GET", s.url+"/api/dashboard", got.Token, ""); status != http.StatusOK {
 			t.Errorf("the dev token on the API: got %d %s", status, body)
+		}
+		// A page of another site whose name resolves here (DNS rebinding) gets
+		// neither a token nor the sign-in (SPEC §12).
+		for _, path := range []string{"/dev/token?user=alice", "/?user=alice"} {
+			req, err := http.NewRequest("GET", s.url+path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Host = "rebound.example:8080"
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `"code":"forbidden"`) {
+				t.Errorf("GET %s with Host rebound.example: got %d %s, want 403 forbidden", path, res.StatusCode, b)
+			}
 		}
 	})
 	t.Run("not dev", func(t *testing.T) {

@@ -1,11 +1,12 @@
-// Package tcpproxy is an in-test TCP proxy on loopback that can be cut: while cut it
-// drops every connection and refuses new ones, which is how fault tests take Redis or
-// Postgres away from a server without touching the service itself.
+// Package tcpproxy is an in-test TCP proxy on loopback that can be cut or frozen:
+// while cut it drops every connection and refuses new ones; while frozen it keeps
+// every connection open and accepts new ones but forwards nothing, the way a server
+// that hangs (a process stopped with SIGSTOP) looks to its clients. That is how fault
+// tests take Redis or Postgres away from a server without touching the service itself.
 package tcpproxy
 
 import (
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"testing"
@@ -19,7 +20,9 @@ type Proxy struct {
 	mu    sync.Mutex
 	cut   bool
 	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	// thawed is nil while bytes flow; while frozen, forwarding waits for it to close.
+	thawed chan struct{}
+	wg     sync.WaitGroup
 }
 
 // New starts a proxy to target (a loopback host:port), closed at cleanup.
@@ -66,8 +69,19 @@ func (p *Proxy) accept() {
 	}
 }
 
+// waitThawed returns at once unless the proxy is frozen, then when it thaws.
+func (p *Proxy) waitThawed() {
+	p.mu.Lock()
+	ch := p.thawed
+	p.mu.Unlock()
+	if ch != nil {
+		<-ch
+	}
+}
+
 func (p *Proxy) pipe(c net.Conn) {
 	defer p.wg.Done()
+	p.waitThawed() // a hung server's kernel accepts the connection; nothing answers
 	up, err := net.Dial("tcp", p.target)
 	if err != nil {
 		p.drop(c)
@@ -84,7 +98,21 @@ func (p *Proxy) pipe(c net.Conn) {
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	cp := func(dst, src net.Conn) {
-		_, _ = io.Copy(dst, src)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				// While frozen, what was read waits here and the rest stays in the
+				// sockets' buffers: delivered late, in order, once thawed.
+				p.waitThawed()
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					break
+				}
+			}
+			if err != nil {
+				break
+			}
+		}
 		done <- struct{}{}
 	}
 	go cp(up, c)
@@ -102,9 +130,33 @@ func (p *Proxy) drop(c net.Conn) {
 	_ = c.Close()
 }
 
-// Cut drops every connection and refuses new ones until Restore.
+// Freeze stops forwarding in both directions without closing anything, and holds new
+// connections unanswered, until Thaw: the server looks hung. Freezing twice is safe.
+func (p *Proxy) Freeze() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thawed == nil {
+		p.thawed = make(chan struct{})
+	}
+}
+
+// Thaw ends a freeze: what was sent meanwhile is forwarded, in order.
+func (p *Proxy) Thaw() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
+}
+
+// Cut drops every connection and refuses new ones until Restore. It ends a freeze.
 func (p *Proxy) Cut() {
 	p.mu.Lock()
+	if p.thawed != nil {
+		close(p.thawed)
+		p.thawed = nil
+	}
 	p.cut = true
 	conns := make([]net.Conn, 0, len(p.conns))
 	for c := range p.conns {

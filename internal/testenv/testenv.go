@@ -23,6 +23,7 @@ import (
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testpg"
+	"github.com/dashsync/dashsync/internal/testredis"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
@@ -206,7 +207,7 @@ func Redis(t testing.TB, url, prefix string) (hub.Broker, hub.Presence) {
 // client (named "redis": a PING), to append to api.Config.Checks through Options.API.
 func RedisWithCheck(t testing.TB, url, prefix string) (hub.Broker, hub.Presence, api.Check) {
 	t.Helper()
-	opt, err := goredis.ParseURL(url)
+	opt, err := testredis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -29,8 +29,21 @@ func URL() string {
 	return DefaultURL
 }
 
+// ParseURL parses a Redis URL into client options as the server makes them: with
+// ContextTimeoutEnabled, so that a Redis that stops answering holds a call no longer
+// than its context allows (go-redis otherwise waits out ReadTimeout on socket reads,
+// whatever the context says).
+func ParseURL(url string) (*redis.Options, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, err
+	}
+	opt.ContextTimeoutEnabled = true
+	return opt, nil
+}
+
 var reachable = sync.OnceValue(func() error {
-	opt, err := redis.ParseURL(URL())
+	opt, err := ParseURL(URL())
 	if err != nil {
 		return err
 	}
@@ -86,7 +99,7 @@ func Prefix(t testing.TB) string {
 func Client(t testing.TB) *redis.Client {
 	t.Helper()
 	Require(t)
-	opt, _ := redis.ParseURL(URL())
+	opt, _ := ParseURL(URL())
 	c := redis.NewClient(opt)
 	t.Cleanup(func() { _ = c.Close() })
 	return c

@@ -29,8 +29,9 @@ type BrokerOptions struct {
 	// PingEvery is how often an idle subscription connection is checked; default 5s.
 	PingEvery time.Duration
 	// PublishTimeout bounds one publish; default 300ms. An edit's acknowledgement
-	// waits for its publish, so a Redis that is gone must not hold it up: past the
-	// timeout the hub serves local subscribers itself and the op log repairs the rest.
+	// waits for its publish, so a Redis that is gone or hung must not hold it up: past
+	// the timeout the hub serves local subscribers itself and the op log repairs the
+	// rest. The bound holds only on a client whose options set ContextTimeoutEnabled.
 	PublishTimeout time.Duration
 	Logger         *slog.Logger
 }
@@ -51,11 +52,15 @@ type Broker struct {
 	lost    bool                       // a loss is to be reported once the connection is back
 	closed  bool
 
-	stop chan struct{}
-	done chan struct{}
+	stop   chan struct{}
+	done   chan struct{}
+	probes sync.WaitGroup // pings sent after a publish timed out
 }
 
-// NewBroker returns a broker on rdb. The caller keeps ownership of rdb.
+// NewBroker returns a broker on rdb. The caller keeps ownership of rdb, whose options
+// should set ContextTimeoutEnabled: without it go-redis waits out the client's
+// ReadTimeout (3 s by default, then retries) on a Redis that stopped answering,
+// whatever PublishTimeout says.
 func NewBroker(rdb *goredis.Client, o BrokerOptions) *Broker {
 	if o.Prefix == "" {
 		o.Prefix = "dashsync:"
@@ -71,6 +76,9 @@ func NewBroker(rdb *goredis.Client, o BrokerOptions) *Broker {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if !rdb.Options().ContextTimeoutEnabled {
+		o.Logger.Warn("the redis client does not set ContextTimeoutEnabled: a hung redis holds each publish, and the edit acknowledgement waiting for it, past the publish timeout")
 	}
 	return &Broker{rdb: rdb, o: o, waiters: map[string][]chan struct{}{}, stop: make(chan struct{}), done: make(chan struct{})}
 }
@@ -136,13 +144,18 @@ func (b *Broker) receive() {
 }
 
 func (b *Broker) markLost(err error) {
-	b.mu.Lock()
-	first := !b.lost
-	b.lost = true
-	b.mu.Unlock()
-	if first {
+	if b.setLost() {
 		b.o.Logger.Warn("redis subscription connection lost; deliveries will be repaired from the op log", "err", err)
 	}
+}
+
+// setLost marks the connection down and reports whether it was up.
+func (b *Broker) setLost() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	first := !b.lost
+	b.lost = true
+	return first
 }
 
 // recovered reports a loss, once, after the connection works again. go-redis has
@@ -175,7 +188,11 @@ func (b *Broker) confirm(channel string) {
 var ErrDown = errors.New("redis connection is down")
 
 // Publish implements hub.Broker. It fails fast while the subscription connection is
-// down, and within PublishTimeout otherwise.
+// down, and within PublishTimeout otherwise. A publish Redis leaves unanswered past
+// PublishTimeout marks the connection down as well: a hung Redis (stopped, not gone)
+// keeps its sockets open and answers none of the next publishes either, so they fail
+// fast too, until the subscription connection hears from Redis again (the answer to a
+// ping sent at once) and the loss is reported.
 func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) error {
 	b.mu.Lock()
 	closed, lost := b.closed || b.h == nil, b.lost
@@ -186,9 +203,34 @@ func (b *Broker) Publish(ctx context.Context, channel string, payload []byte) er
 	if lost {
 		return ErrDown
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.o.PublishTimeout)
+	pctx, cancel := context.WithTimeout(ctx, b.o.PublishTimeout)
 	defer cancel()
-	return b.rdb.Publish(ctx, b.o.Prefix+channel, payload).Err()
+	err := b.rdb.Publish(pctx, b.o.Prefix+channel, payload).Err()
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil && b.setLost() {
+		b.o.Logger.Warn("redis did not answer a publish in time; publishing locally until it answers again",
+			"timeout", b.o.PublishTimeout, "err", err)
+		b.probe()
+	}
+	return err
+}
+
+// probe pings on the subscription connection, whose receive loop reports the
+// connection back once the answer arrives, instead of at its next idle ping.
+func (b *Broker) probe() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return
+	}
+	b.probes.Add(1)
+	go func() {
+		defer b.probes.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), b.o.SubscribeWait)
+		defer cancel()
+		if err := b.ps.Ping(ctx); err != nil {
+			b.o.Logger.Debug("redis ping after a publish timeout failed", "err", err)
+		}
+	}()
 }
 
 func (b *Broker) isClosed() bool {
@@ -259,5 +301,6 @@ func (b *Broker) Close() error {
 	close(b.stop)
 	err := b.ps.Close()
 	<-b.done
+	b.probes.Wait()
 	return err
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
 	"strings"
 	"sync/atomic"
 
@@ -41,10 +43,27 @@ var (
 // Open opens (creating if needed) the SQLite database file at path, applies the
 // pending migrations and returns a ready Store. path is a file path (not ":memory:",
 // which would give each connection its own database) and must not contain '?'.
+//
+// The file, and its -wal and -shm companions, are readable and writable by their owner
+// only (0600), also when they exist already: they hold every user's data. SQLite
+// creates the companions with the database file's mode, so the file is created
+// before SQLite opens it.
 func Open(ctx context.Context, path string) (*Store, error) {
-	db, err := openDB(path)
+	db, err := openDB(path) // checks the path; connects only when first used
 	if err != nil {
 		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	_ = f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			_ = db.Close()
+			return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
 	}
 	if _, err := migrations.Up(ctx, db, migrations.SQLite); err != nil {
 		_ = db.Close()
