@@ -44,7 +44,7 @@ var limiterBackends = []limiterBackend{
 		prefix := testredis.Prefix(t)
 		return func() ratelimit.Limiter {
 			// One client per instance, as in production.
-			opt, _ := goredis.ParseURL(testredis.URL())
+			opt, _ := testredis.ParseURL(testredis.URL())
 			rdb := goredis.NewClient(opt)
 			t.Cleanup(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -261,7 +261,7 @@ func TestRateLimit_LimiterFailureFailsOpen(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	_ = ln.Close()
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
 	l := redis.NewLimiter(rdb, redis.LimiterOptions{Timeout: 200 * time.Millisecond})
 	limits := ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 1}, Edits: ratelimit.Limit{Rate: tiny, Burst: 1}}

@@ -258,15 +258,21 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 // reply is queued under the channel's lock, so no version after it can overtake it.
 func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err error) {
 	me := PresenceEntry{User: c.uid, Client: c.id}
-	if err := c.h.cfg.Presence.Join(ctx, id, me); err != nil {
+	// Presence is best effort: a hung Redis must not hold the subscribe (nor the
+	// edits queued behind it on this connection) for more than presenceTimeout.
+	pctx, cancel := context.WithTimeout(ctx, presenceTimeout)
+	defer cancel()
+	if err := c.h.cfg.Presence.Join(pctx, id, me); err != nil {
 		c.h.log.Warn("presence join failed", "layout", id, "err", err)
 	}
 	defer func() {
 		if err != nil {
-			_ = c.h.cfg.Presence.Leave(context.WithoutCancel(ctx), id, c.id)
+			lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), presenceTimeout)
+			defer cancel()
+			_ = c.h.cfg.Presence.Leave(lctx, id, c.id)
 		}
 	}()
-	presence := c.h.presenceList(ctx, id)
+	presence := c.h.presenceList(pctx, id)
 	ch := c.h.acquire(m.Channel, kindLayout, id, c.uid)
 	if err := ch.ensureReady(ctx); err != nil {
 		ch.releaseLocked()
@@ -313,6 +319,9 @@ func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err e
 	return nil
 }
 
+// presenceTimeout bounds each presence call a client message makes.
+const presenceTimeout = 500 * time.Millisecond
+
 func (c *conn) track(name string, ch *channel) {
 	c.mu.Lock()
 	c.subs[name] = ch
@@ -346,7 +355,7 @@ func (c *conn) leave(ch *channel) {
 	}
 	ch.releaseLocked()
 	if ok && ch.kind == kindLayout {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), presenceTimeout)
 		defer cancel()
 		c.h.announcePresence(ctx, ch.id, PresenceEntry{User: c.uid, Client: c.id}, false)
 	}
@@ -411,13 +420,22 @@ func (c *conn) refresh(ctx context.Context, m inbound) error {
 	if err != nil {
 		return err
 	}
+	data := json.RawMessage("null")
 	if c.h.cfg.Data != nil {
-		// A fetched or pushed result is published by the data service as `data`.
-		if _, err := c.h.cfg.Data.Get(ctx, w, true); err != nil {
+		d, err := c.h.cfg.Data.Get(ctx, w, true)
+		if err != nil {
 			return err
 		}
+		if d != nil {
+			data = encode(d)
+		}
 	}
+	// The requester gets the data right after `refreshed` (SPEC §12), whatever the
+	// kind, whether it is subscribed or not, and whether this refresh fetched or was
+	// answered from the cache. A fresh fetch is also published to every subscriber, so
+	// a subscribed requester may get that `data` twice, once either side of `refreshed`.
 	c.reply(outbound{ID: m.ID, Type: "refreshed", Channel: m.Channel})
+	c.reply(outbound{Type: "data", Channel: m.Channel, Data: &data})
 	return nil
 }
 

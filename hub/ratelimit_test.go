@@ -27,7 +27,7 @@ var rateLimiters = []struct {
 	{"memory", func(testing.TB) ratelimit.Limiter { return memory.NewLimiter(memory.LimiterOptions{}) }},
 	{"redis", func(t testing.TB) ratelimit.Limiter {
 		prefix := testredis.Prefix(t)
-		opt, _ := goredis.ParseURL(testredis.URL())
+		opt, _ := testredis.ParseURL(testredis.URL())
 		rdb := goredis.NewClient(opt)
 		t.Cleanup(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

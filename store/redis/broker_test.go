@@ -17,7 +17,7 @@ func TestBrokerConformance(t *testing.T) {
 		out := make([]hub.Broker, n)
 		for i := range out {
 			// One client per broker, as each instance has its own.
-			opt, _ := goredis.ParseURL(testredis.URL())
+			opt, _ := testredis.ParseURL(testredis.URL())
 			rdb := goredis.NewClient(opt)
 			t.Cleanup(func() { _ = rdb.Close() })
 			out[i] = redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix})

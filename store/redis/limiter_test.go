@@ -35,7 +35,7 @@ func TestLimiterConformance(t *testing.T) {
 		out := make([]ratelimit.Limiter, n)
 		for i := range out {
 			// One client per limiter, as each instance has its own.
-			opt, _ := goredis.ParseURL(testredis.URL())
+			opt, _ := testredis.ParseURL(testredis.URL())
 			rdb := goredis.NewClient(opt)
 			t.Cleanup(func() { _ = rdb.Close() })
 			out[i] = redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix})
@@ -68,7 +68,7 @@ func TestLimiter_PrefixSeparatesBudgets(t *testing.T) {
 func TestLimiter_UnreachableRedisErrsWithinTheTimeout(t *testing.T) {
 	t.Parallel()
 	// A listener that accepts and never answers: the worst kind of outage.
-	rdb := goredis.NewClient(&goredis.Options{Addr: blackhole(t), MaxRetries: -1})
+	rdb := goredis.NewClient(&goredis.Options{Addr: blackhole(t), MaxRetries: -1, ContextTimeoutEnabled: true})
 	t.Cleanup(func() { _ = rdb.Close() })
 	l := redis.NewLimiter(rdb, redis.LimiterOptions{Timeout: 100 * time.Millisecond})
 	start := time.Now()
