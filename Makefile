@@ -41,10 +41,15 @@ E2E_CHROMIUM ?= /usr/bin/chromium
 E2E_TIMEOUT  ?= 300000
 E2E_DEADLINE ?= 900
 
-# `make fuzz` (the seed corpus in sync/testdata/fuzz also runs under plain `go test`)
+# `make fuzz` (each target's seed corpus, in <pkg>/testdata/fuzz/<target>, also runs
+# under plain `go test`). The targets: FuzzEditRule in ./sync, FuzzREST and
+# FuzzWebSocket in ./api: `make fuzz FUZZ=FuzzREST FUZZ_PKG=./api FUZZTIME=10m`.
 FUZZ         ?= FuzzEditRule
 FUZZ_PKG     ?= ./sync
 FUZZTIME     ?= 30s
+
+# `make mutate`: the packages whose tests face mutation testing (gremlins)
+MUTATE_PKGS  ?= ./sync ./hub
 
 # `make cover`
 COVER_PROFILE ?= coverage.out
@@ -58,6 +63,9 @@ STATICCHECK_VERSION := v0.8.2
 GO_VERSION          := $(shell $(GO) env GOVERSION)
 STATICCHECK_DIR     := $(CURDIR)/$(BIN_DIR)/tools/staticcheck-$(STATICCHECK_VERSION)-$(GO_VERSION)
 STATICCHECK         := $(STATICCHECK_DIR)/staticcheck
+GREMLINS_VERSION    := v0.6.0
+GREMLINS_DIR        := $(CURDIR)/$(BIN_DIR)/tools/gremlins-$(GREMLINS_VERSION)-$(GO_VERSION)
+GREMLINS            := $(GREMLINS_DIR)/gremlins
 
 # ---------------------------------------------------------------------------
 # Test suites run by `make test`, in order. To add a suite, write its target below
@@ -149,8 +157,19 @@ bench: ## Run the benchmarks (not part of make test)
 	$(GO) test $(GO_FLAGS) -run '^$$' -bench '$(BENCH)' $(BENCH_FLAGS) $(BENCH_PKGS)
 
 .PHONY: fuzz
-fuzz: ## Fuzz FuzzEditRule in ./sync for FUZZTIME (default 30s)
-	$(GO) test $(GO_FLAGS) -run '^$$' -fuzz '^$(FUZZ)$$' -fuzztime $(FUZZTIME) $(FUZZ_PKG)
+fuzz: ## Fuzz FUZZ (default FuzzEditRule) in FUZZ_PKG (./sync) for FUZZTIME (30s)
+	$(GO) test $(GO_FLAGS) -run '^$$' -fuzz '^$(FUZZ)$$' -fuzztime $(FUZZTIME) -parallel 1 $(FUZZ_PKG)
+
+# Mutation testing: gremlins mutates the code of each package in MUTATE_PKGS (one
+# mutant at a time) and runs the package's tests against it; a mutant the tests still
+# pass with "lived". It prints every mutant with its status and the efficacy (killed
+# over killed + lived). Slow (minutes per package); not part of `make test`.
+.PHONY: mutate
+mutate: $(GREMLINS) ## Mutation testing of MUTATE_PKGS (./sync ./hub): killed ratio and survivors
+	@for p in $(MUTATE_PKGS); do \
+		echo "== gremlins: $$p"; \
+		$(GREMLINS) unleash --tags '$(GO_TAGS)' --workers 1 --timeout-coefficient 4 -S lt $$p || exit $$?; \
+	done
 
 .PHONY: cover
 cover: ## go test with a coverage profile (coverage.out), print the summary
@@ -168,11 +187,15 @@ staticcheck: $(STATICCHECK) ## Run staticcheck (installs the pinned version firs
 	$(STATICCHECK) $(GO_FLAGS) $(PKGS)
 
 .PHONY: tools
-tools: $(STATICCHECK) ## Install the pinned tools into bin/tools/
+tools: $(STATICCHECK) $(GREMLINS) ## Install the pinned tools into bin/tools/
 
 $(STATICCHECK):
 	@mkdir -p $(STATICCHECK_DIR)
 	GOBIN=$(STATICCHECK_DIR) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+$(GREMLINS):
+	@mkdir -p $(GREMLINS_DIR)
+	GOBIN=$(GREMLINS_DIR) $(GO) install github.com/go-gremlins/gremlins/cmd/gremlins@$(GREMLINS_VERSION)
 
 # ---------------------------------------------------------------------------
 # Housekeeping
