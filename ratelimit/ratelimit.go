@@ -92,3 +92,7 @@ func MessageKey(client string) string { return "ws:" + client }
 
 // EditKey is the key of user's edit budget, shared by REST and WebSocket edits.
 func EditKey(user string) string { return "edit:" + user }
+
+// FetchKey is the key of user's widget-source fetch budget (SPEC §12), spent by every
+// fetch of a widget user owns.
+func FetchKey(user string) string { return "fetch:" + user }

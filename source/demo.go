@@ -12,6 +12,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/widgetdata"
 )
 
 // The demo kinds generate data for the demo page (SPEC §9). They take no settings:
@@ -55,7 +56,8 @@ func (c *Counter) Fetch(_ context.Context, w dsync.Widget) (json.RawMessage, err
 const SeriesPoints = 60
 
 // Series is demo.series: {"points": [[unixMillis, value], …]}, the last SeriesPoints
-// points one refreshSeconds apart, the newest at the current step. Values follow a
+// points one refresh period (widgetdata.RefreshPeriod: refreshSeconds within its
+// bounds) apart, the newest at the current step. Values follow a
 // wave of the widget's own (its id picks the phase and level) with a little noise; they
 // depend only on the widget and the time, so every instance answers the same.
 type Series struct {
@@ -72,7 +74,9 @@ func (s Series) Fetch(_ context.Context, w dsync.Widget) (json.RawMessage, error
 	if s.Now != nil {
 		now = s.Now
 	}
-	step := int64(max(w.Source.RefreshSeconds, 1)) * 1000
+	// The bounded period keeps the step between 1 s and a day, whatever a widget stored
+	// before validation holds: never 0 (a division by it) nor an overflow.
+	step := widgetdata.RefreshPeriod(w.Source).Milliseconds()
 	end := now().UnixMilli() / step * step
 	seed := hash64(w.Owner+"\x00"+w.ID, 0)
 	points := make([][2]float64, SeriesPoints)

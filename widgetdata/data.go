@@ -1,13 +1,18 @@
 package widgetdata
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"runtime/debug"
+	"sync"
 	"time"
 
+	"github.com/dashsync/dashsync/ratelimit"
 	dsync "github.com/dashsync/dashsync/sync"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
@@ -48,11 +53,14 @@ type Options struct {
 	// Fetchers maps a source kind to its fetcher. "push" is never fetched; "static" is
 	// served from the source itself and needs no entry.
 	Fetchers map[string]Fetcher
-	// StaleFor is how long the last good copy outlives the data's TTL; default 24h.
+	// StaleFor is how long fetched data is kept past its TTL, to be served marked stale
+	// when a fetch fails; default 24h.
 	StaleFor time.Duration
 	// Concurrency bounds parallel fetches of one batch; default 8.
 	Concurrency int
-	// FetchTimeout is the per-widget deadline of a fetch; default 5s.
+	// FetchTimeout is the per-widget deadline of a fetch; default 5s. A source that has
+	// not answered by then is left to finish on its own, and the widget's fetches fail
+	// at once until it has.
 	FetchTimeout time.Duration
 	// Publisher is told of every new data (pushed or fetched) as a "data" event on
 	// the widget's channel; nil: nobody.
@@ -68,6 +76,14 @@ type Options struct {
 	// LockWait is how often a waiter looks at the cache; default 25ms.
 	LockWait time.Duration
 	Logger   *slog.Logger
+	// FetchLimiter keeps each widget owner's fetch budget (SPEC §12, key
+	// ratelimit.FetchKey): every call of a source spends one token, live refreshes
+	// included. Over budget, a read answers the cached (or stale) data, or rate_limited
+	// without any. nil: fetches are not limited. When it fails, the fetch goes ahead
+	// (fail open) and the failure is logged.
+	FetchLimiter ratelimit.Limiter
+	// FetchRate is the per-user fetch budget FetchLimiter keeps; zero: unlimited.
+	FetchRate ratelimit.Limit
 }
 
 // Service answers widget data reads, pushes and clears.
@@ -75,6 +91,12 @@ type Service struct {
 	cache Cache
 	o     Options
 	group singleflight.Group
+
+	mu sync.Mutex
+	// calling holds the widgets (by cache key) whose source is being called. A call
+	// outlives its fetch only when the source ignores its deadline; then the widget's
+	// next fetches fail at once instead of each leaving one more call behind.
+	calling map[string]struct{}
 }
 
 // New returns a Service keeping data in cache.
@@ -97,45 +119,94 @@ func New(cache Cache, o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Service{cache: cache, o: o}
+	return &Service{cache: cache, o: o, calling: map[string]struct{}{}}
 }
 
 // MaxBatch is the most widgets one batch may ask for.
 const MaxBatch = 50
 
-func key(w dsync.Widget) string     { return "data:" + w.Owner + ":" + w.ID }
-func lastKey(w dsync.Widget) string { return "last:" + w.Owner + ":" + w.ID }
+// MinFetchInterval is how fresh a widget's last fetch must be for a forced refresh to
+// be answered with it instead of a new fetch (SPEC §12).
+const MinFetchInterval = time.Second
+
+// RefreshPeriod is how often src is fetched while anyone is subscribed: its
+// refreshSeconds within SPEC §12's bounds (1 s to dsync.MaxRefreshSeconds; below 1,
+// which validation never lets through, the default). Widgets stored before the
+// bounds were checked may hold anything, so every use goes through here.
+func RefreshPeriod(src dsync.Source) time.Duration {
+	return clampSeconds(src.RefreshSeconds, dsync.DefaultRefreshSeconds, dsync.MaxRefreshSeconds)
+}
+
+// TTL is how long src's data is served before a read must fetch again: its ttlSeconds
+// within SPEC §12's bounds (1 s to dsync.MaxTTLSeconds; below 1, the default).
+func TTL(src dsync.Source) time.Duration {
+	return clampSeconds(src.TTLSeconds, dsync.DefaultTTLSeconds, dsync.MaxTTLSeconds)
+}
+
+func clampSeconds(n, def, most int) time.Duration {
+	switch {
+	case n < 1:
+		n = def
+	case n > most:
+		n = most
+	}
+	return time.Duration(n) * time.Second
+}
+
+// key is where w's data is cached. The one copy serves both as the data, while it is
+// unexpired, and as the stale copy after: the data is never kept twice.
+func key(w dsync.Widget) string { return "widget:" + w.Owner + ":" + w.ID }
 
 // Get returns w's data: cached and unexpired data without touching the source, else a
-// fetch (one per widget at a time in this process). A failed fetch with a last good
-// copy at hand answers that copy marked stale; without one it is source_failed. A push
-// widget with nothing pushed yet answers nil, nil.
+// fetch (one per widget at a time in this process). With refresh, the source is asked
+// even when the cached data is unexpired, unless its last fetch is less than
+// MinFetchInterval old: then that fetch is the answer. A failed fetch with older data
+// at hand answers that data marked stale; without any it is source_failed. A fetch
+// over the owner's budget answers the cached data as it is (marked stale when it has
+// expired), or rate_limited without any. A push widget with nothing pushed yet answers
+// nil, nil.
 func (s *Service) Get(ctx context.Context, w dsync.Widget, refresh bool) (*dsync.WidgetData, error) {
 	switch w.Source.Kind {
 	case "static":
 		d := s.static(w)
 		return &d, nil
 	case "push":
-		d, err := s.cached(ctx, key(w))
+		d, err := s.cached(ctx, w)
 		if err == nil {
 			s.o.Metrics.read(d != nil)
 		}
 		return d, err
 	}
-	if !refresh {
-		d, err := s.cached(ctx, key(w))
-		if err != nil || d != nil {
-			if err == nil {
-				s.o.Metrics.read(true)
-			}
-			return d, err
+	d, err := s.cached(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	now := s.o.Now()
+	switch {
+	case refresh:
+		// The time of the last fetch comes from the cache, so that with a shared cache
+		// the rule holds across instances.
+		if d != nil && recent(d.FetchedAt.Time, now) {
+			return d, nil
 		}
+	case d != nil && now.Before(d.ExpiresAt.Time):
+		s.o.Metrics.read(true)
+		return d, nil
+	default:
 		s.o.Metrics.read(false)
 	}
 	// The fetch belongs to no one caller: it runs under its own deadline and a caller
-	// that gives up (its deadline passed) falls back to the stale copy.
-	ch := s.group.DoChan(key(w), func() (any, error) { return s.fetchOnce(context.WithoutCancel(ctx), w) })
-	var err error
+	// that gives up (its deadline passed) falls back to the stale copy. A panic in it
+	// is turned into an error here: singleflight would re-raise it where no one can
+	// recover it.
+	ch := s.group.DoChan(key(w), func() (v any, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				err = s.panicked(w, "widget data fetch panicked", p)
+			}
+		}()
+		return s.fetchOnce(context.WithoutCancel(ctx), w)
+	})
 	select {
 	case r := <-ch:
 		if r.Err == nil {
@@ -146,21 +217,31 @@ func (s *Service) Get(ctx context.Context, w dsync.Widget, refresh bool) (*dsync
 	case <-ctx.Done():
 		err = &dsync.Error{Code: dsync.CodeSourceFailed, Message: "the widget's source did not answer in time", Err: ctx.Err()}
 	}
-	last, lerr := s.cached(context.WithoutCancel(ctx), lastKey(w))
-	if lerr != nil || last == nil {
+	if d == nil {
 		return nil, err
 	}
-	last.Stale = true
+	if dsync.ErrorCode(err) == dsync.CodeRateLimited && now.Before(d.ExpiresAt.Time) {
+		return d, nil // not fetched, and what is cached is still good
+	}
+	d.Stale = true
 	s.o.Metrics.servedStale()
-	return last, nil
+	return d, nil
+}
+
+// recent reports whether a fetch at t is less than MinFetchInterval before now. A t
+// further ahead than that is another clock's error, not a fetch to stand on.
+func recent(t, now time.Time) bool {
+	age := now.Sub(t)
+	return age < MinFetchInterval && age > -MinFetchInterval
 }
 
 func (s *Service) static(w dsync.Widget) dsync.WidgetData {
 	return dsync.WidgetData{WidgetID: w.ID, Data: w.Source.Data, FetchedAt: w.UpdatedAt,
-		ExpiresAt: dsync.NewTime(w.UpdatedAt.Add(time.Duration(w.Source.TTLSeconds) * time.Second))}
+		ExpiresAt: dsync.NewTime(w.UpdatedAt.Add(TTL(w.Source)))}
 }
 
-func (s *Service) cached(ctx context.Context, k string) (*dsync.WidgetData, error) {
+func (s *Service) cached(ctx context.Context, w dsync.Widget) (*dsync.WidgetData, error) {
+	k := key(w)
 	b, ok, err := s.cache.Get(ctx, k)
 	if err != nil {
 		return nil, dsync.Unavailable(fmt.Errorf("read cache: %w", err))
@@ -185,7 +266,8 @@ type Locker interface {
 
 // fetchOnce fetches unless another instance holds the widget's fetch lock, in which
 // case it waits for that instance's result to appear in the cache (newer than the
-// wait's start), fetching itself only if none arrives within the fetch timeout.
+// wait's start). It fetches itself when the lock comes free with no result (that
+// fetch failed, or was over budget), or when none arrives within the fetch timeout.
 func (s *Service) fetchOnce(ctx context.Context, w dsync.Widget) (dsync.WidgetData, error) {
 	if s.o.Locker == nil {
 		return s.fetch(ctx, w)
@@ -200,17 +282,33 @@ func (s *Service) fetchOnce(ctx context.Context, w dsync.Widget) (dsync.WidgetDa
 		defer func() { _ = s.o.Locker.Release(context.WithoutCancel(ctx), lock) }()
 		return s.fetch(ctx, w)
 	}
+	fresh := func() (dsync.WidgetData, bool) {
+		d, err := s.cached(ctx, w)
+		if err == nil && d != nil && !d.FetchedAt.Before(start.Time) {
+			return *d, true
+		}
+		return dsync.WidgetData{}, false
+	}
 	deadline := time.Now().Add(s.o.FetchTimeout)
 	for time.Now().Before(deadline) {
-		if d, err := s.cached(ctx, key(w)); err == nil && d != nil && !d.FetchedAt.Before(start.Time) {
-			return *d, nil
+		if d, ok := fresh(); ok {
+			return d, nil
 		}
 		time.Sleep(s.o.LockWait)
+		if got, err := s.o.Locker.Acquire(ctx, lock, s.o.FetchTimeout); err == nil && got {
+			defer func() { _ = s.o.Locker.Release(context.WithoutCancel(ctx), lock) }()
+			// The holder stores its result before it lets go of the lock.
+			if d, ok := fresh(); ok {
+				return d, nil
+			}
+			return s.fetch(ctx, w)
+		}
 	}
 	return s.fetch(ctx, w)
 }
 
-// fetch asks the source and caches the result and the last good copy.
+// fetch spends one of the owner's fetch budget, asks the source and caches the
+// result.
 func (s *Service) fetch(ctx context.Context, w dsync.Widget) (dsync.WidgetData, error) {
 	f, ok := s.o.Fetchers[w.Source.Kind]
 	if !ok {
@@ -218,7 +316,10 @@ func (s *Service) fetch(ctx context.Context, w dsync.Widget) (dsync.WidgetData, 
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.o.FetchTimeout)
 	defer cancel()
-	raw, err := f.Fetch(ctx, w)
+	if err := s.spend(ctx, w); err != nil {
+		return dsync.WidgetData{}, err
+	}
+	raw, err := s.call(ctx, f, w)
 	if err != nil {
 		s.o.Logger.Warn("source fetch failed", "widget", w.ID, "kind", w.Source.Kind, "err", err)
 		var de *dsync.Error
@@ -239,7 +340,77 @@ func (s *Service) fetch(ctx context.Context, w dsync.Widget) (dsync.WidgetData, 
 	return d, err
 }
 
-// store caches data for w under its TTL, and the last good copy for longer.
+// spend takes one token of w's owner's fetch budget: nil when the fetch may go on, a
+// rate_limited error carrying retryAfterMs when the budget is spent. A limiter that
+// fails lets the fetch go on (fail open), as the REST limiter does.
+func (s *Service) spend(ctx context.Context, w dsync.Widget) error {
+	lim := s.o.FetchRate
+	if s.o.FetchLimiter == nil || lim.Unlimited() {
+		return nil
+	}
+	res, err := s.o.FetchLimiter.Allow(ctx, ratelimit.FetchKey(w.Owner), lim)
+	if err != nil {
+		s.o.Logger.Warn("fetch rate limiter failed; fetching", "widget", w.ID, "user", w.Owner, "err", err)
+		return nil
+	}
+	if res.Allowed {
+		return nil
+	}
+	e := dsync.Errorf(dsync.CodeRateLimited, "too many widget fetches: at most %g a second (bursts of %d)", lim.Rate, lim.MinBurst())
+	e.RetryAfterMs = res.RetryAfterMs()
+	return e
+}
+
+// call asks f for w's data within ctx's deadline. A source that panics fails the
+// fetch; one that has not answered by the deadline fails it too, and is left to finish
+// on a goroutine of its own. Until it has, the widget's next fetches fail at once, so
+// a source that ignores its deadline holds one goroutine, not one per fetch.
+func (s *Service) call(ctx context.Context, f Fetcher, w dsync.Widget) (json.RawMessage, error) {
+	k := key(w)
+	s.mu.Lock()
+	_, busy := s.calling[k]
+	if !busy {
+		s.calling[k] = struct{}{}
+	}
+	s.mu.Unlock()
+	if busy {
+		return nil, dsync.Errorf(dsync.CodeSourceFailed, "the widget's source has not finished its previous fetch")
+	}
+	type result struct {
+		raw json.RawMessage
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		defer func() {
+			if p := recover(); p != nil {
+				r = result{err: s.panicked(w, "widget source panicked", p)}
+			}
+			s.mu.Lock()
+			delete(s.calling, k)
+			s.mu.Unlock()
+			done <- r
+		}()
+		r.raw, r.err = f.Fetch(ctx, w)
+	}()
+	select {
+	case r := <-done:
+		return r.raw, r.err
+	case <-ctx.Done():
+		return nil, &dsync.Error{Code: dsync.CodeSourceFailed, Message: fmt.Sprintf("the widget's source did not answer within %s", s.o.FetchTimeout), Err: ctx.Err()}
+	}
+}
+
+// panicked logs a panic met while fetching w's data, with its stack, and returns the
+// source_failed error that stands for it.
+func (s *Service) panicked(w dsync.Widget, what string, p any) error {
+	s.o.Logger.Error(what, "widget", w.ID, "user", w.Owner, "kind", w.Source.Kind, "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+	return &dsync.Error{Code: dsync.CodeSourceFailed, Message: "the widget's source failed", Err: fmt.Errorf("panic: %v", p)}
+}
+
+// store caches data for w. Fetched data is kept StaleFor past its TTL, to stand in
+// for a failed fetch; pushed data only for its TTL.
 func (s *Service) store(ctx context.Context, w dsync.Widget, raw json.RawMessage) (dsync.WidgetData, error) {
 	if len(raw) > dsync.MaxDataSize {
 		return dsync.WidgetData{}, dsync.Errorf(dsync.CodeTooLarge, "widget data must be at most %d bytes", dsync.MaxDataSize)
@@ -249,25 +420,42 @@ func (s *Service) store(ctx context.Context, w dsync.Widget, raw json.RawMessage
 		return dsync.WidgetData{}, dsync.Invalid("data", "json", "", "data must be one JSON value")
 	}
 	now := s.o.Now()
-	ttl := time.Duration(w.Source.TTLSeconds) * time.Second
-	if ttl <= 0 {
-		ttl = dsync.DefaultTTLSeconds * time.Second
-	}
+	ttl := TTL(w.Source)
 	d := dsync.WidgetData{WidgetID: w.ID, Data: c, FetchedAt: dsync.NewTime(now), ExpiresAt: dsync.NewTime(now.Add(ttl))}
-	b, err := json.Marshal(d)
+	b, err := encode(d)
 	if err != nil {
 		return dsync.WidgetData{}, err
 	}
-	if err := s.cache.Set(ctx, key(w), b, ttl); err != nil {
-		return dsync.WidgetData{}, dsync.Unavailable(fmt.Errorf("write cache: %w", err))
+	keep := ttl
+	if w.Source.Kind != "push" {
+		keep = addSaturating(ttl, s.o.StaleFor)
 	}
-	if err := s.cache.Set(ctx, lastKey(w), b, ttl+s.o.StaleFor); err != nil {
+	if err := s.cache.Set(ctx, key(w), b, keep); err != nil {
 		return dsync.WidgetData{}, dsync.Unavailable(fmt.Errorf("write cache: %w", err))
 	}
 	if s.o.Publisher != nil {
 		s.o.Publisher.Publish(ctx, dsync.Event{Owner: w.Owner, Channel: "widget:" + w.ID, Type: "data", Payload: d})
 	}
 	return d, nil
+}
+
+// encode is json.Marshal without HTML escaping: data full of '<' would otherwise take
+// up to six times its size in the cache.
+func encode(d dsync.WidgetData) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(d); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}
+
+func addSaturating(a, b time.Duration) time.Duration {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
 }
 
 // Push writes data for a push widget.
@@ -278,9 +466,9 @@ func (s *Service) Push(ctx context.Context, w dsync.Widget, raw json.RawMessage)
 	return s.store(ctx, w, raw)
 }
 
-// Clear drops w's cached data and its last good copy.
+// Clear drops w's cached data, stale copy included.
 func (s *Service) Clear(ctx context.Context, w dsync.Widget) error {
-	if err := s.cache.Delete(ctx, key(w), lastKey(w)); err != nil {
+	if err := s.cache.Delete(ctx, key(w)); err != nil {
 		return dsync.Unavailable(fmt.Errorf("clear cache: %w", err))
 	}
 	return nil

@@ -74,13 +74,14 @@ func TestGet_CacheFirstThenRefetchAfterTTL(t *testing.T) {
 	if got := src.n.Load(); got != 1 {
 		t.Fatalf("fetches after 3 reads within TTL: got %d, want 1", got)
 	}
+	clk.Add(widgetdata.MinFetchInterval) // a forced refresh sooner is answered from the cache
 	if _, err := s.Get(ctx, w, true); err != nil {
 		t.Fatal(err)
 	}
 	if got := src.n.Load(); got != 2 {
 		t.Fatalf("fetches after refresh=true: got %d, want 2", got)
 	}
-	clk.Add(61 * time.Second)
+	clk.Add(60 * time.Second)
 	d, err := s.Get(ctx, w, false)
 	if err != nil {
 		t.Fatal(err)
@@ -125,6 +126,7 @@ func TestGet_StaleIfError(t *testing.T) {
 		t.Fatal(err)
 	}
 	src.fail.Store(true)
+	clk.Add(widgetdata.MinFetchInterval)
 	d, err := s.Get(ctx, w, true)
 	if err != nil {
 		t.Fatal(err)

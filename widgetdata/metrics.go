@@ -3,9 +3,10 @@ package widgetdata
 import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the widget data cache metrics: reads of push and fetched widgets served
-// from the cache (hits) or not found there (misses; a fetch follows for fetched
-// kinds), and last good copies served after a failed fetch (stale). Reads with
-// refresh=true skip the cache and count as neither.
+// from the cache (hits) or not found there unexpired (misses; a fetch follows for
+// fetched kinds), and last good copies served after a failed fetch (stale). Reads with
+// refresh=true count as neither, whether they fetch or are answered with a fetch less
+// than MinFetchInterval old.
 type Metrics struct {
 	hits, misses, stale prometheus.Counter
 }

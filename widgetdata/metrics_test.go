@@ -91,6 +91,7 @@ func TestGet_UnusableSourceAnswerIsSourceFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	answer = `"` + strings.Repeat("a", dsync.MaxDataSize) + `"`
+	clk.Add(widgetdata.MinFetchInterval) // a forced refresh sooner is answered from the cache
 	d, err := s.Get(ctx, w, true)
 	if err != nil || !d.Stale || string(d.Data) != `{"ok":1}` {
 		t.Fatalf("got %v, %v; want the last good copy marked stale", d, err)

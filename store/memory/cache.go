@@ -2,13 +2,12 @@ package memory
 
 import (
 	"bytes"
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/dashsync/dashsync/widgetdata"
 )
@@ -18,46 +17,54 @@ var _ widgetdata.Cache = (*Cache)(nil)
 // ErrClosed is returned by a Cache after Close.
 var ErrClosed = errors.New("memory cache closed")
 
+// DefaultCacheBytes is how many bytes of keys and values a Cache holds by default
+// (SPEC §12).
+const DefaultCacheBytes int64 = 256 << 20
+
 type entry struct {
-	val     []byte
+	key     string
+	val     []byte // never changed once stored: a Set stores a new entry
 	expires time.Time
 }
 
-// Cache is a bounded in-process cache: least recently used entries are evicted past
-// its size, and each entry expires after its own TTL.
+// weight is what an entry counts against the cache's bound.
+func (e *entry) weight() int64 { return int64(len(e.key)) + int64(len(e.val)) }
+
+// Cache is a bounded in-process cache: it holds at most its bound of bytes of keys
+// and values, the least recently used entries (by Get or Set) evicted first past it,
+// and each entry expires after its own TTL. A value that does not fit within the
+// bound on its own (with its key) is not kept: its Set succeeds, replacing any value
+// the key had, and a Get misses.
 type Cache struct {
-	lru *lru.Cache[string, entry] // safe for concurrent use on its own
+	max int64
 	now func() time.Time
 
-	// mu is held for reading by every operation and for writing by Close (and by the
-	// removal of an expired entry, which must not remove a fresh one set meanwhile).
-	mu     sync.RWMutex
+	mu     sync.Mutex
+	items  map[string]*list.Element // each holds an *entry
+	order  *list.List               // most recently used first
+	bytes  int64                    // the weight of every entry
 	closed bool
 }
 
-// DefaultCacheSize is the default number of entries a Cache keeps.
-const DefaultCacheSize = 100_000
-
-// NewCache returns a Cache holding at most size entries (0: DefaultCacheSize), using
-// now as its clock (nil: time.Now).
-func NewCache(size int, now func() time.Time) *Cache {
-	if size <= 0 {
-		size = DefaultCacheSize
+// NewCache returns a Cache holding at most maxBytes of keys and values (0 or less:
+// DefaultCacheBytes), using now as its clock (nil: time.Now).
+func NewCache(maxBytes int64, now func() time.Time) *Cache {
+	if maxBytes <= 0 {
+		maxBytes = DefaultCacheBytes
 	}
 	if now == nil {
 		now = time.Now
 	}
-	l, _ := lru.New[string, entry](size) // fails only for size <= 0
-	return &Cache{lru: l, now: now}
+	return &Cache{max: maxBytes, now: now, items: map[string]*list.Element{}, order: list.New()}
 }
 
-// use runs f unless ctx is done or the cache closed; Close waits for it.
+// use runs f with c.mu held unless ctx is done or the cache closed.
 func (c *Cache) use(ctx context.Context, f func()) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
 		return ErrClosed
 	}
@@ -68,36 +75,30 @@ func (c *Cache) use(ctx context.Context, f func()) error {
 // Get implements widgetdata.Cache.
 func (c *Cache) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	var (
-		val     []byte
-		ok      bool
-		expired bool
+		val []byte
+		ok  bool
 	)
 	err := c.use(ctx, func() {
-		e, found := c.lru.Get(key)
-		switch {
-		case !found:
-		case !c.now().Before(e.expires):
-			expired = true
-		default:
-			val, ok = bytes.Clone(e.val), true
-			if val == nil {
-				val = []byte{}
-			}
+		el, found := c.items[key]
+		if !found {
+			return
 		}
+		e := el.Value.(*entry)
+		if !c.now().Before(e.expires) {
+			c.remove(el)
+			return
+		}
+		c.order.MoveToFront(el)
+		val, ok = e.val, true
 	})
-	if expired {
-		c.dropExpired(key)
+	if !ok {
+		return nil, false, err
 	}
-	return val, ok, err
-}
-
-// dropExpired removes key if it is (still) expired: a Set since the Get stays.
-func (c *Cache) dropExpired(key string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.lru.Peek(key); ok && !c.now().Before(e.expires) {
-		c.lru.Remove(key)
+	// Stored values are never changed, so the copy is made outside the lock.
+	if val = bytes.Clone(val); val == nil {
+		val = []byte{}
 	}
+	return val, true, nil
 }
 
 // Set implements widgetdata.Cache.
@@ -105,18 +106,51 @@ func (c *Cache) Set(ctx context.Context, key string, val []byte, ttl time.Durati
 	if ttl <= 0 {
 		return fmt.Errorf("memory cache: set %q: ttl %v is not positive", key, ttl)
 	}
+	e := &entry{key: key, val: val}
+	fits := e.weight() <= c.max
+	if fits {
+		e.val = bytes.Clone(val) // and a value that is not kept is not copied either
+	}
 	return c.use(ctx, func() {
-		c.lru.Add(key, entry{val: bytes.Clone(val), expires: c.now().Add(ttl)})
+		if el, ok := c.items[key]; ok {
+			c.remove(el)
+		}
+		if !fits {
+			return
+		}
+		e.expires = c.now().Add(ttl)
+		c.items[key] = c.order.PushFront(e)
+		c.bytes += e.weight()
+		for c.bytes > c.max {
+			c.remove(c.order.Back())
+		}
 	})
+}
+
+// remove drops one entry. Called with c.mu held.
+func (c *Cache) remove(el *list.Element) {
+	e := c.order.Remove(el).(*entry)
+	delete(c.items, e.key)
+	c.bytes -= e.weight()
 }
 
 // Delete implements widgetdata.Cache.
 func (c *Cache) Delete(ctx context.Context, keys ...string) error {
 	return c.use(ctx, func() {
 		for _, k := range keys {
-			c.lru.Remove(k)
+			if el, ok := c.items[k]; ok {
+				c.remove(el)
+			}
 		}
 	})
+}
+
+// Bytes reports the weight of what the cache holds: the bytes of its keys and values,
+// expired entries not yet dropped included.
+func (c *Cache) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
 }
 
 // Close drops every entry; later calls fail with ErrClosed. Closing twice is safe.
@@ -124,6 +158,8 @@ func (c *Cache) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.closed = true
-	c.lru.Purge()
+	clear(c.items)
+	c.order.Init()
+	c.bytes = 0
 	return nil
 }

@@ -1,7 +1,9 @@
 // Package cachetest is the conformance suite every widgetdata.Cache implementation
 // runs: each implementation's test is a few lines calling Run with a constructor.
 // It checks the contract documented on widgetdata.Cache, and what widgetdata.Service
-// builds on it (owner namespacing, clear, the last good copy outliving the TTL).
+// builds on it (owner namespacing, clear, the last good copy outliving the TTL, the
+// time of a widget's last fetch read back from the cache by any service on it, TTLs
+// kept within their bounds).
 //
 // TTLs here are real and short (the suite waits by polling with a deadline, never by
 // a fixed sleep), so implementations run with their real clocks.
@@ -15,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,6 +53,8 @@ func Run(t *testing.T, newCache NewCache) {
 		{"Service/NamespacedByOwner", testNamespacedByOwner},
 		{"Service/Clear", testClear},
 		{"Service/StaleCopyOutlivesTTL", testStaleCopy},
+		{"Service/ForcedRefreshWithinASecondIsTheLastFetch", testForcedRefreshCoalesced},
+		{"Service/OutOfBoundsSecondsAreClamped", testOutOfBoundsSeconds},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -397,5 +402,67 @@ func testStaleCopy(t *testing.T, c widgetdata.Cache) {
 	}
 	if src.n.Load() < 2 {
 		t.Fatal("stale data without a fetch attempt")
+	}
+}
+
+// A forced refresh less than a second after the widget's last fetch is answered with
+// that fetch, also by another service on the same cache (another instance): the time
+// of the last fetch is the cached data's. Later, a forced refresh fetches again.
+func testForcedRefreshCoalesced(t *testing.T, c widgetdata.Cache) {
+	src := &ownerEcho{}
+	a, b := newService(c, src), newService(c, src)
+	ctx := context.Background()
+	w := widget("alice", "w1", "test", 60)
+	first, err := a.Get(ctx, w, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*widgetdata.Service{a, b, a} {
+		sent := time.Now()
+		d, err := s.Get(ctx, w, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sent.Sub(first.FetchedAt.Time) > widgetdata.MinFetchInterval*8/10 {
+			t.Skipf("this machine took %v to ask again: too slow to check the one-second rule", sent.Sub(first.FetchedAt.Time))
+		}
+		if n := src.n.Load(); n != 1 || string(d.Data) != string(first.Data) || d.Stale {
+			t.Fatalf("forced refresh %v after a fetch: %d fetches, data %s stale %v; want 1 fetch and its data", sent.Sub(first.FetchedAt.Time), n, d.Data, d.Stale)
+		}
+	}
+	time.Sleep(time.Until(first.FetchedAt.Add(widgetdata.MinFetchInterval)))
+	d, err := b.Get(ctx, w, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := src.n.Load(); n != 2 || string(d.Data) != `{"n":2,"owner":"alice"}` {
+		t.Fatalf("forced refresh a second after the fetch: %d fetches, data %s; want a second fetch", n, d.Data)
+	}
+}
+
+// refreshSeconds and ttlSeconds out of SPEC §12's bounds (stored before validation
+// existed) neither fail nor overflow: the data expires within the bounds.
+func testOutOfBoundsSeconds(t *testing.T, c widgetdata.Cache) {
+	s := newService(c, &ownerEcho{})
+	ctx := context.Background()
+	for i, secs := range []int{math.MaxInt64 / int(time.Second), math.MaxInt64/int(time.Second) - 1, 1 << 61, math.MaxInt, math.MinInt, -1, 0} {
+		for _, kind := range []string{"test", "push", "static"} {
+			w := widget("alice", fmt.Sprintf("w%d-%s", i, kind), kind, secs)
+			w.Source.RefreshSeconds = secs
+			w.Source.Data = json.RawMessage(`1`)
+			w.UpdatedAt = dsync.NewTime(time.Now())
+			if kind == "push" {
+				if _, err := s.Push(ctx, w, json.RawMessage(`1`)); err != nil {
+					t.Fatalf("push with ttlSeconds %d: %v", secs, err)
+				}
+			}
+			d, err := s.Get(ctx, w, false)
+			if err != nil || d == nil {
+				t.Fatalf("%s widget with ttlSeconds %d: got %v, %v; want its data", kind, secs, d, err)
+			}
+			if ttl := d.ExpiresAt.Sub(d.FetchedAt.Time); ttl < time.Second || ttl > dsync.MaxTTLSeconds*time.Second {
+				t.Fatalf("%s widget with ttlSeconds %d: expires %v after its fetch, want 1 s … %d s", kind, secs, ttl, dsync.MaxTTLSeconds)
+			}
+		}
 	}
 }
