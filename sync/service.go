@@ -112,7 +112,7 @@ func NewService(store Store, o Options) *Service {
 		s.log = slog.Default()
 	}
 	if o.SoleWriter {
-		s.widgets = newWidgetCache()
+		s.widgets = newWidgetCache(0)
 	}
 	return s
 }
@@ -203,6 +203,10 @@ func (*behind) Error() string { return "the edit's base is far behind the head" 
 // found again by its edits' editIds (SPEC §12).
 func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 	done := map[checkKey]checked{}
+	var gen uint64 // the widget cache's generation before the transaction
+	if s.widgets != nil {
+		gen = s.widgets.generation()
+	}
 	for attempt := 0; ; attempt++ {
 		t := &tx{checked: done}
 		err := s.store.InTx(ctx, func(stx Tx) error {
@@ -234,7 +238,7 @@ func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 		}
 		for _, ev := range t.events {
 			if s.widgets != nil {
-				s.widgets.committed(ev)
+				s.widgets.committed(ev, gen)
 			}
 			s.Publish(ctx, ev)
 		}

@@ -1,7 +1,7 @@
 package sync
 
 import (
-	"hash/maphash"
+	"container/list"
 	gosync "sync"
 )
 
@@ -12,129 +12,132 @@ import (
 // read and a commit finish in.
 //
 // A read that began before a delete committed may finish after it, and a commit's
-// events may be applied after a later commit's: either can put back a deleted
-// widget. Nothing tells when such a read is over (one that fails never comes back),
-// so a deletion is remembered for good, in deletedFilter's fixed memory.
+// events may be applied after a later delete's: either would put back a deleted
+// widget. So every delete starts a new generation, and what was read (or committed)
+// in an older generation is not kept: it may be stale. That costs a cache miss now and
+// then, never a wrong answer, and nothing is remembered of deleted widgets.
+//
+// The cache holds at most maxBytes of definitions (about: their sizes as stored),
+// least recently used dropped first.
 type widgetCache struct {
-	mu      gosync.Mutex
-	widgets map[string]Widget // owner "\x00" id → definition
-	deleted deletedFilter
+	mu       gosync.Mutex
+	gen      uint64                   // +1 per delete
+	entries  map[string]*list.Element // owner "\x00" id → element of lru
+	lru      list.List                // of *widgetEntry, most recently used first
+	bytes    int
+	maxBytes int
 }
 
-func newWidgetCache() *widgetCache {
-	return &widgetCache{widgets: map[string]Widget{}, deleted: deletedFilter{seed: maphash.MakeSeed()}}
+type widgetEntry struct {
+	key  string
+	w    Widget
+	size int
 }
 
-// deletedFilter remembers deleted widgets in a fixed amount of memory, however many
-// are deleted: a Bloom filter of filterBits bits (allocated at the first deletion)
-// and filterHashes hashes. It never forgets a deletion, so a deleted widget is never
-// put back. It may take a widget that was never deleted for a deleted one: that one
-// is then not kept in memory, and every read of it goes to the store, which is
-// always right. The odds of that for one widget are under 1 in 10^21 after a thousand
-// deletions, 1 in 2,000 after half a million, and 1 in 50 after a million.
-type deletedFilter struct {
-	seed maphash.Seed // per cache, so that no one can pick keys that collide
-	bits []uint64
-}
+// defaultWidgetCacheBytes bounds the widget definitions kept in memory.
+const defaultWidgetCacheBytes = 64 << 20
 
-const (
-	filterBits   = 1 << 23 // 1 MiB
-	filterHashes = 7
-)
-
-// add records k as deleted.
-func (f *deletedFilter) add(k string) {
-	if f.bits == nil {
-		f.bits = make([]uint64, filterBits/64)
+func newWidgetCache(maxBytes int) *widgetCache {
+	if maxBytes <= 0 {
+		maxBytes = defaultWidgetCacheBytes
 	}
-	h1, h2 := f.hashes(k)
-	for i := range uint64(filterHashes) {
-		b := (h1 + i*h2) % filterBits
-		f.bits[b/64] |= 1 << (b % 64)
-	}
+	return &widgetCache{entries: map[string]*list.Element{}, maxBytes: maxBytes}
 }
-
-// has reports whether k may have been deleted: always true if it was.
-func (f *deletedFilter) has(k string) bool {
-	if f.bits == nil {
-		return false
-	}
-	h1, h2 := f.hashes(k)
-	for i := range uint64(filterHashes) {
-		b := (h1 + i*h2) % filterBits
-		if f.bits[b/64]&(1<<(b%64)) == 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// hashes are the two hashes whose combinations h1 + i·h2 pick k's bits (Kirsch and
-// Mitzenmacher): the halves of one 64-bit hash, h2 odd so that it steps through
-// every bit.
-func (f *deletedFilter) hashes(k string) (h1, h2 uint64) {
-	h := maphash.String(f.seed, k)
-	return h, (h>>32 | h<<32) | 1
-}
-
-// bytes is the memory the filter takes.
-func (f *deletedFilter) bytes() int { return len(f.bits) * 8 }
 
 func widgetKey(owner, id string) string { return owner + "\x00" + id }
 
-func (c *widgetCache) get(owner, id string) (Widget, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	w, ok := c.widgets[widgetKey(owner, id)]
-	if !ok {
-		return Widget{}, false
+// widgetSize is about the memory a definition takes.
+func widgetSize(w Widget) int {
+	n := 256 + len(w.ID) + len(w.Owner) + len(w.Type) + len(w.Title) + len(w.Source.Kind) + len(w.Source.URL) + len(w.Source.Data)
+	for k, v := range w.Settings {
+		n += len(k) + len(v) + 32
 	}
-	return w.Clone(), true
+	return n
 }
 
-// put records w unless a newer version is known or the widget was deleted.
-func (c *widgetCache) put(w Widget) {
+// generation is the token a read or a commit takes before it starts; put keeps what
+// it brings only if no delete came in between.
+func (c *widgetCache) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// get returns the cached definition, or the generation to hand to put with what the
+// store gives.
+func (c *widgetCache) get(owner, id string) (Widget, uint64, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[widgetKey(owner, id)]
+	if !ok {
+		return Widget{}, c.gen, false
+	}
+	c.lru.MoveToFront(e)
+	return e.Value.(*widgetEntry).w.Clone(), c.gen, true
+}
+
+// put records w, read or committed in generation gen, unless a delete came since or
+// a newer version is known.
+func (c *widgetCache) put(w Widget, gen uint64) {
 	k := widgetKey(w.Owner, w.ID)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.deleted.has(k) {
+	if gen != c.gen {
 		return
 	}
-	if old, ok := c.widgets[k]; ok && old.Version >= w.Version {
-		return
+	size := widgetSize(w)
+	if e, ok := c.entries[k]; ok {
+		old := e.Value.(*widgetEntry)
+		if old.w.Version >= w.Version {
+			return
+		}
+		c.bytes += size - old.size
+		old.w, old.size = w.Clone(), size
+		c.lru.MoveToFront(e)
+	} else {
+		if size > c.maxBytes {
+			return
+		}
+		c.entries[k] = c.lru.PushFront(&widgetEntry{key: k, w: w.Clone(), size: size})
+		c.bytes += size
 	}
-	c.widgets[k] = w.Clone()
+	for c.bytes > c.maxBytes {
+		c.drop(c.lru.Back())
+	}
+}
+
+func (c *widgetCache) drop(e *list.Element) {
+	we := c.lru.Remove(e).(*widgetEntry)
+	delete(c.entries, we.key)
+	c.bytes -= we.size
 }
 
 func (c *widgetCache) remove(owner, id string) {
-	k := widgetKey(owner, id)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.widgets, k)
-	c.deleted.add(k)
-}
-
-// WidgetCacheStats reports what the in-memory widget cache of a SoleWriter service
-// holds: the widget definitions, and the bytes that remember deleted widgets, which
-// stay the same however many are deleted. Both are 0 for other services.
-func (s *Service) WidgetCacheStats() (widgets, deletedBytes int) {
-	if s.widgets == nil {
-		return 0, 0
+	c.gen++
+	if e, ok := c.entries[widgetKey(owner, id)]; ok {
+		c.drop(e)
 	}
-	s.widgets.mu.Lock()
-	defer s.widgets.mu.Unlock()
-	return len(s.widgets.widgets), s.widgets.deleted.bytes()
 }
 
-// committed keeps the cache current with the events of a committed transaction.
-func (c *widgetCache) committed(ev Event) {
+// stats reports how many definitions the cache holds and their bytes.
+func (c *widgetCache) stats() (widgets, bytes int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries), c.bytes
+}
+
+// committed keeps the cache current with the events of a transaction committed in
+// generation gen.
+func (c *widgetCache) committed(ev Event, gen uint64) {
 	w, ok := ev.Payload.(Widget)
 	if !ok {
 		return
 	}
 	switch {
 	case ev.Type == "widget", ev.Name == "widget.created":
-		c.put(w)
+		c.put(w, gen)
 	case ev.Name == "widget.deleted":
 		c.remove(w.Owner, w.ID)
 	}

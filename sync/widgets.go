@@ -121,12 +121,13 @@ func (s *Service) Widget(ctx context.Context, owner, id string) (Widget, error) 
 	if s.widgets == nil {
 		return s.store.Widget(ctx, owner, id)
 	}
-	if w, ok := s.widgets.get(owner, id); ok {
+	w, gen, ok := s.widgets.get(owner, id)
+	if ok {
 		return w, nil
 	}
 	w, err := s.store.Widget(ctx, owner, id)
 	if err == nil {
-		s.widgets.put(w)
+		s.widgets.put(w, gen)
 	}
 	return w, err
 }
