@@ -68,6 +68,9 @@ func (s *Server) decode(c *gin.Context, dst any, mayBeEmpty bool) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return dsync.Errorf(dsync.CodeBadRequest, "the request body has data after the JSON value")
 	}
+	if dsync.JSONDepth(body) > dsync.MaxJSONDepth {
+		return dsync.Invalid("", "depth", strconv.Itoa(dsync.MaxJSONDepth), "the request body is nested more than %d deep", dsync.MaxJSONDepth)
+	}
 	if !utf8.Valid(body) {
 		return dsync.Invalid("", "text", "", "the request body must be valid UTF-8")
 	}

@@ -24,6 +24,12 @@ func (s *Server) handleWebSocket(c *gin.Context) {
 		s.writeError(c, dsync.Errorf(dsync.CodeForbidden, "origin %q is not allowed", c.GetHeader("Origin")))
 		return
 	}
+	if !isUpgrade(c.Request) {
+		// Refused before the WebSocket library answers in plain text: every refusal
+		// has the §4 body.
+		s.writeError(c, dsync.Errorf(dsync.CodeBadRequest, "GET /api/ws is a WebSocket upgrade (Connection: Upgrade, Upgrade: websocket)"))
+		return
+	}
 	exp, _ := c.Get(ctxExp)
 	expAt, _ := exp.(time.Time)
 	// The connection lives long: no body deadline may outlast the upgrade.
@@ -50,6 +56,23 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	for _, o := range s.origins {
 		if o == "*" || strings.EqualFold(strings.TrimSuffix(o, "/"), u.Scheme+"://"+u.Host) {
 			return true
+		}
+	}
+	return false
+}
+
+// isUpgrade reports whether r asks for a WebSocket upgrade (RFC 6455 §4.2.1).
+func isUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
+		headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h.Values(name) {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
 		}
 	}
 	return false

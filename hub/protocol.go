@@ -41,6 +41,9 @@ func decodeInbound(b []byte) (inbound, error) {
 	}
 	// The same text rule as REST bodies (SPEC §12): the decoder would quietly turn
 	// invalid UTF-8 into U+FFFD and keep NUL.
+	if dsync.JSONDepth(b) > dsync.MaxJSONDepth {
+		return m, dsync.Invalid("", "depth", "", "a message is nested at most %d deep", dsync.MaxJSONDepth)
+	}
 	if !dsync.ValidJSONText(b) {
 		return m, dsync.Invalid("", "text", "", "a message must be valid UTF-8 without the NUL character (\u0000)")
 	}

@@ -202,7 +202,7 @@ func TestBounds_HistoryPage(t *testing.T) {
 	})
 }
 
-// gate is a store that, once armed, holds the first read of a layout's changes after
+// gate is a store that, once armed, holds the first read of a layout's change paths after
 // version after (the overlap check of an edit that far behind) until released; it
 // reports whether that read ran inside a write transaction.
 type gate struct {
@@ -231,9 +231,9 @@ func (g *gate) hold(after int64, inTx bool) {
 	}
 }
 
-func (g *gate) LayoutChanges(ctx context.Context, id string, after, upTo int64) ([]dsync.Change, error) {
+func (g *gate) LayoutPaths(ctx context.Context, id string, after, upTo int64) ([]dsync.Change, error) {
 	g.hold(after, false)
-	return g.Store.LayoutChanges(ctx, id, after, upTo)
+	return g.Store.LayoutPaths(ctx, id, after, upTo)
 }
 
 func (g *gate) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
@@ -245,9 +245,9 @@ type gateTx struct {
 	g *gate
 }
 
-func (t gateTx) LayoutChanges(ctx context.Context, id string, after, upTo int64) ([]dsync.Change, error) {
+func (t gateTx) LayoutPaths(ctx context.Context, id string, after, upTo int64) ([]dsync.Change, error) {
 	t.g.hold(after, true)
-	return t.Tx.LayoutChanges(ctx, id, after, upTo)
+	return t.Tx.LayoutPaths(ctx, id, after, upTo)
 }
 
 // TestOverlap_FarBehindEditDoesNotHoldOtherWrites: while the overlap check of an edit
@@ -307,7 +307,7 @@ func TestOverlap_FarBehindEditDoesNotHoldOtherWrites(t *testing.T) {
 }
 
 // racer is a store that commits another edit right after the first plain read of a
-// layout's changes, as a concurrent writer would between a far-behind edit's check
+// layout's change paths, as a concurrent writer would between a far-behind edit's check
 // and its transaction.
 type racer struct {
 	dsync.Store
@@ -315,8 +315,8 @@ type racer struct {
 	race func()
 }
 
-func (r *racer) LayoutChanges(ctx context.Context, id string, after, upTo int64) ([]dsync.Change, error) {
-	cs, err := r.Store.LayoutChanges(ctx, id, after, upTo)
+func (r *racer) LayoutPaths(ctx context.Context, id string, after, upTo int64) ([]dsync.Change, error) {
+	cs, err := r.Store.LayoutPaths(ctx, id, after, upTo)
 	if after == 1 && r.race != nil {
 		r.once.Do(r.race)
 	}

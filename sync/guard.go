@@ -102,3 +102,15 @@ func (g guardedReader) Dashboard(ctx context.Context, owner string) (Dashboard, 
 	}
 	return g.r.Dashboard(ctx, owner)
 }
+func (g guardedReader) LayoutPaths(ctx context.Context, id string, after, upTo int64) ([]Change, error) {
+	if err := bad(id); err != nil {
+		return nil, err
+	}
+	return g.r.LayoutPaths(ctx, id, after, upTo)
+}
+func (g guardedReader) WidgetPaths(ctx context.Context, id string, after, upTo int64) ([]Change, error) {
+	if err := bad(id); err != nil {
+		return nil, err
+	}
+	return g.r.WidgetPaths(ctx, id, after, upTo)
+}

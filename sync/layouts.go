@@ -17,6 +17,9 @@ func (s *Service) layoutKind() kind[Layout] {
 		changes: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
 			return r.LayoutChanges(ctx, id, after, upTo)
 		},
+		paths: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
+			return r.LayoutPaths(ctx, id, after, upTo)
+		},
 		byEdit: func(ctx context.Context, r Reader, id, editID string) (Change, error) {
 			return r.LayoutChangeByEdit(ctx, id, editID)
 		},

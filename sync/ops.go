@@ -216,6 +216,9 @@ func (x pathIndex) touches(p string) (int64, bool) {
 // Canonical returns v in canonical JSON form: compact, object keys sorted, numbers kept
 // as written. It fails on anything that is not one JSON value.
 func Canonical(v json.RawMessage) (json.RawMessage, error) {
+	if JSONDepth(v) > MaxJSONDepth {
+		return nil, fmt.Errorf("nested more than %d deep", MaxJSONDepth)
+	}
 	dec := json.NewDecoder(bytes.NewReader(v))
 	dec.UseNumber()
 	var x any

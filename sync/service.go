@@ -309,6 +309,7 @@ type kind[D any] struct {
 	load     func(ctx context.Context, r Reader, owner, id string) (D, error)
 	version  func(D) int64
 	changes  func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error)
+	paths    func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error)
 	byEdit   func(ctx context.Context, r Reader, id, editID string) (Change, error)
 	apply    func(D, Edit) (D, error)
 	validate func(ctx context.Context, t *tx, owner string, old, next D) error
@@ -416,7 +417,7 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 
 // overlapCheck checks ops against the changes after..upTo read from r.
 func overlapCheck[D any](ctx context.Context, r Reader, k kind[D], id string, after, upTo int64, ops []Op) (checked, error) {
-	since, err := k.changes(ctx, r, id, after, upTo)
+	since, err := k.paths(ctx, r, id, after, upTo)
 	if err != nil {
 		return checked{}, err
 	}

@@ -13,6 +13,10 @@ type Reader interface {
 	// LayoutChanges returns the kept changes of a layout with after < version <= upTo,
 	// in ascending version order. Trimmed versions are simply absent.
 	LayoutChanges(ctx context.Context, layoutID string, after, upTo int64) ([]Change, error)
+	// LayoutPaths is LayoutChanges for an overlap check: each change with only its
+	// version and the distinct paths its ops wrote (Ops with Path alone; no values,
+	// no Doc), read without decoding the ops' values.
+	LayoutPaths(ctx context.Context, layoutID string, after, upTo int64) ([]Change, error)
 	// LayoutHistory returns up to limit kept changes with version < before, newest first.
 	LayoutHistory(ctx context.Context, layoutID string, before int64, limit int) ([]Change, error)
 	// LayoutChangeByEdit returns the kept change of a layout committed with editID,
@@ -25,6 +29,8 @@ type Reader interface {
 	Widgets(ctx context.Context, owner string) ([]Widget, error)
 	// WidgetChanges is LayoutChanges for a widget.
 	WidgetChanges(ctx context.Context, widgetID string, after, upTo int64) ([]Change, error)
+	// WidgetPaths is LayoutPaths for a widget.
+	WidgetPaths(ctx context.Context, widgetID string, after, upTo int64) ([]Change, error)
 	// WidgetChangeByEdit is LayoutChangeByEdit for a widget.
 	WidgetChangeByEdit(ctx context.Context, widgetID, editID string) (Change, error)
 

@@ -44,3 +44,37 @@ func checkText(field, s string) error {
 	}
 	return Invalid(field, "text", "", "%s must be valid UTF-8 without the NUL character", field)
 }
+
+// MaxJSONDepth bounds the nesting of any JSON a client sends (a body, a message, a
+// setting, widget data): deeper than this is refused, so that every answer that holds
+// such a value stays within what JSON parsers take (encoding/json stops at 10,000).
+const MaxJSONDepth = 64
+
+// JSONDepth returns the deepest nesting of arrays and objects in a JSON text (0 for a
+// scalar), stopping early once it passes MaxJSONDepth.
+func JSONDepth(b []byte) int {
+	depth, deepest, inString := 0, 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			depth++
+			if depth > deepest {
+				if deepest = depth; deepest > MaxJSONDepth {
+					return deepest
+				}
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return deepest
+}

@@ -15,6 +15,9 @@ func (s *Service) widgetKind() kind[Widget] {
 		changes: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
 			return r.WidgetChanges(ctx, id, after, upTo)
 		},
+		paths: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
+			return r.WidgetPaths(ctx, id, after, upTo)
+		},
 		byEdit: func(ctx context.Context, r Reader, id, editID string) (Change, error) {
 			return r.WidgetChangeByEdit(ctx, id, editID)
 		},

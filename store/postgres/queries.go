@@ -138,6 +138,11 @@ func (r reader) LayoutChanges(ctx context.Context, layoutID string, after, upTo 
 	return r.changes(ctx, layoutLog, layoutID, after, upTo)
 }
 
+// LayoutPaths returns the kept changes' versions and distinct op paths.
+func (r reader) LayoutPaths(ctx context.Context, layoutID string, after, upTo int64) ([]dsync.Change, error) {
+	return r.paths(ctx, layoutLog, layoutID, after, upTo)
+}
+
 // LayoutHistory returns up to limit kept changes with version < before, newest first.
 func (r reader) LayoutHistory(ctx context.Context, layoutID string, before int64, limit int) ([]dsync.Change, error) {
 	if limit <= 0 {
@@ -180,6 +185,11 @@ func (r reader) WidgetChanges(ctx context.Context, widgetID string, after, upTo 
 	return r.changes(ctx, widgetLog, widgetID, after, upTo)
 }
 
+// WidgetPaths returns the kept changes' versions and distinct op paths.
+func (r reader) WidgetPaths(ctx context.Context, widgetID string, after, upTo int64) ([]dsync.Change, error) {
+	return r.paths(ctx, widgetLog, widgetID, after, upTo)
+}
+
 // WidgetChangeByEdit returns the kept change of a widget committed with editID.
 func (r reader) WidgetChangeByEdit(ctx context.Context, widgetID, editID string) (dsync.Change, error) {
 	return r.changeByEdit(ctx, widgetLog, widgetID, editID)
@@ -216,6 +226,26 @@ func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo i
 	return queryAll(ctx, r, "read "+log.kind+" changes", scanChange,
 		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = $1 AND version > $2 AND version <= $3
 		 ORDER BY version`, id, after, upTo)
+}
+
+// paths reads each change's distinct op paths: the paths column, or for rows written
+// before it existed, the paths Postgres takes from the ops.
+func (r reader) paths(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
+	return queryAll(ctx, r, "read "+log.kind+" change paths", scanPaths,
+		`SELECT c.version, coalesce(c.paths, (SELECT json_agg(e ->> 'path') FROM json_array_elements(c.ops) e), '[]'::json)
+		 FROM `+log.table+` c WHERE c.`+log.idCol+` = $1 AND c.version > $2 AND c.version <= $3
+		 ORDER BY c.version`, id, after, upTo)
+}
+
+func scanPaths(row pgx.Row) (dsync.Change, error) {
+	var (
+		c     dsync.Change
+		paths []byte
+	)
+	if err := row.Scan(&c.Version, &paths); err != nil {
+		return c, err
+	}
+	return c, storekit.DecodePaths(&c, paths)
 }
 
 func (r reader) changeByEdit(ctx context.Context, log opLog, id, editID string) (dsync.Change, error) {

@@ -210,10 +210,10 @@ func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Cha
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO `+log.table+` (`+log.idCol+`, `+changeCols+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+	_, err = t.tx.Exec(ctx, `INSERT INTO `+log.table+` (`+log.idCol+`, `+changeCols+`, paths)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		id, c.Version, ops, doc, c.Author, c.Client, storekit.NullString(c.EditID), c.Rebased,
-		c.RestoredFrom, pgTime(c.Time))
+		c.RestoredFrom, pgTime(c.Time), storekit.EncodePaths(c.Ops))
 	if err != nil {
 		return t.s.mapWriteErr(ctx, log.kind, "append "+log.kind+" change", err)
 	}

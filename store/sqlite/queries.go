@@ -141,6 +141,11 @@ func (r reader) LayoutChanges(ctx context.Context, layoutID string, after, upTo 
 	return r.changes(ctx, layoutLog, layoutID, after, upTo)
 }
 
+// LayoutPaths returns the kept changes' versions and distinct op paths.
+func (r reader) LayoutPaths(ctx context.Context, layoutID string, after, upTo int64) ([]dsync.Change, error) {
+	return r.paths(ctx, layoutLog, layoutID, after, upTo)
+}
+
 // LayoutHistory returns up to limit kept changes with version < before, newest first.
 func (r reader) LayoutHistory(ctx context.Context, layoutID string, before int64, limit int) ([]dsync.Change, error) {
 	if limit <= 0 {
@@ -183,6 +188,11 @@ func (r reader) WidgetChanges(ctx context.Context, widgetID string, after, upTo 
 	return r.changes(ctx, widgetLog, widgetID, after, upTo)
 }
 
+// WidgetPaths returns the kept changes' versions and distinct op paths.
+func (r reader) WidgetPaths(ctx context.Context, widgetID string, after, upTo int64) ([]dsync.Change, error) {
+	return r.paths(ctx, widgetLog, widgetID, after, upTo)
+}
+
 // WidgetChangeByEdit returns the kept change of a widget committed with editID.
 func (r reader) WidgetChangeByEdit(ctx context.Context, widgetID, editID string) (dsync.Change, error) {
 	return r.changeByEdit(ctx, widgetLog, widgetID, editID)
@@ -218,6 +228,26 @@ func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo i
 	return queryAll(ctx, r, "read "+log.kind+" changes", scanChange,
 		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = ? AND version > ? AND version <= ?
 		 ORDER BY version`, id, after, upTo)
+}
+
+// paths reads each change's distinct op paths: the paths column, or for rows written
+// before it existed, the paths SQLite takes from the ops (json_each).
+func (r reader) paths(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
+	return queryAll(ctx, r, "read "+log.kind+" change paths", scanPaths,
+		`SELECT c.version, coalesce(c.paths, (SELECT json_group_array(j.value ->> '$.path') FROM json_each(c.ops) j))
+		 FROM `+log.table+` c WHERE c.`+log.idCol+` = ? AND c.version > ? AND c.version <= ?
+		 ORDER BY c.version`, id, after, upTo)
+}
+
+func scanPaths(row scanner) (dsync.Change, error) {
+	var (
+		c     dsync.Change
+		paths []byte
+	)
+	if err := row.Scan(&c.Version, &paths); err != nil {
+		return c, err
+	}
+	return c, storekit.DecodePaths(&c, paths)
 }
 
 func (r reader) changeByEdit(ctx context.Context, log opLog, id, editID string) (dsync.Change, error) {

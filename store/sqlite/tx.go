@@ -224,10 +224,10 @@ func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Cha
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO `+log.table+` (`+log.idCol+`, `+changeCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO `+log.table+` (`+log.idCol+`, `+changeCols+`, paths)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		id, c.Version, ops, doc, c.Author, c.Client, storekit.NullString(c.EditID), boolInt(c.Rebased),
-		storekit.NullInt64(c.RestoredFrom), storekit.UnixMilli(c.Time))
+		storekit.NullInt64(c.RestoredFrom), storekit.UnixMilli(c.Time), storekit.EncodePaths(c.Ops))
 	if err != nil {
 		return t.s.mapWriteErr(ctx, log.kind, "append "+log.kind+" change", err)
 	}

@@ -445,3 +445,34 @@ func testLayoutBadVersions(t *testing.T, s dsync.Store) {
 	}
 	checkLayout(t, mustGetLayout(t, s, l.Owner, l.ID), l)
 }
+
+// testLayoutPaths: LayoutPaths gives each kept change's version and the distinct paths
+// of its ops, in the range LayoutChanges uses, without values.
+func testLayoutPaths(t *testing.T, s dsync.Store) {
+	l, changes := layoutWithVersions(t, s, newID("user"), 5)
+	got, err := s.LayoutPaths(t.Context(), l.ID, 1, 4)
+	if err != nil {
+		t.Fatalf("LayoutPaths: %v", err)
+	}
+	wantVersions(t, "LayoutPaths(1, 4)", got, seq(2, 4))
+	for i, c := range got {
+		want := map[string]bool{}
+		for _, op := range changes[i+1].Ops {
+			want[op.Path] = true
+		}
+		seen := map[string]bool{}
+		for _, op := range c.Ops {
+			if seen[op.Path] || !want[op.Path] || op.Value != nil || op.Op != "" {
+				t.Fatalf("version %d: paths %+v, want the distinct paths of %+v alone", c.Version, c.Ops, changes[i+1].Ops)
+			}
+			seen[op.Path] = true
+		}
+		if len(seen) != len(want) || c.Doc != nil {
+			t.Fatalf("version %d: paths %+v (doc %d bytes), want %v and no doc", c.Version, c.Ops, len(c.Doc), want)
+		}
+	}
+	wantVersions(t, "another layout's paths", func() []dsync.Change {
+		cs, _ := s.LayoutPaths(t.Context(), newID("layout"), 0, 5)
+		return cs
+	}(), nil)
+}

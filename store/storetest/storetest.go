@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t testing.TB) dsync.Store) {
 		{"Layout_UpdateIsCompareAndSwapOnVersion", testLayoutUpdateCAS},
 		{"Layout_DuplicateEditIDIsRejectedAndNothingWritten", testLayoutDuplicateEdit},
 		{"Layout_ChangesAreAfterExclusiveUpToInclusiveAscending", testLayoutChangesRange},
+		{"Layout_PathsAreEachChangesDistinctPaths", testLayoutPaths},
 		{"Layout_HistoryIsBeforeExclusiveNewestFirstLimited", testLayoutHistory},
 		{"Layout_ChangeByEditFindsOnlyThatLayoutsEdit", testLayoutChangeByEdit},
 		{"Layout_TrimDeletesChangesUpToVersion", testLayoutTrim},

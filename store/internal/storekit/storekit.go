@@ -258,3 +258,34 @@ func NullInt64(p *int64) any {
 func EmptyDashboard(owner string) dsync.Dashboard {
 	return dsync.Dashboard{Owner: owner, Preferences: json.RawMessage("{}")}
 }
+
+// DecodePaths sets c's ops to the paths of a JSON array of strings (nulls, from a
+// change without ops, skipped): what a store's paths query aggregates.
+func DecodePaths(c *dsync.Change, b []byte) error {
+	var paths []*string
+	if err := json.Unmarshal(b, &paths); err != nil {
+		return fmt.Errorf("decode change paths: %w", err)
+	}
+	c.Ops = make([]dsync.Op, 0, len(paths))
+	for _, p := range paths {
+		if p != nil {
+			c.Ops = append(c.Ops, dsync.Op{Path: *p})
+		}
+	}
+	return nil
+}
+
+// EncodePaths is the paths column of an op-log row: the distinct paths of ops, as a
+// JSON array of strings, in the order they first appear.
+func EncodePaths(ops []dsync.Op) string {
+	seen := make(map[string]bool, len(ops))
+	paths := make([]string, 0, len(ops))
+	for _, op := range ops {
+		if !seen[op.Path] {
+			seen[op.Path] = true
+			paths = append(paths, op.Path)
+		}
+	}
+	b, _ := json.Marshal(paths) // strings always encode
+	return string(b)
+}
