@@ -174,15 +174,15 @@ func FuzzEditRule(f *testing.F) {
 		id    uint8
 	}{
 		{`[{"op":"replace","path":"/items/W1/x","value":3}]`, 0, false, 0},
-		{`[{"op":"replace","path":"/items/W1/x","value":2}]`, 5, false, 1},       // overlaps an older version than the newest
-		{`[{"op":"replace","path":"/items/W2/y","value":9}]`, 3, false, 1},       // rebased past moves of W1
+		{`[{"op":"replace","path":"/items/W1/x","value":2}]`, 5, false, 1}, // overlaps an older version than the newest
+		{`[{"op":"replace","path":"/items/W2/y","value":9}]`, 3, false, 1}, // rebased past moves of W1
 		{`[{"op":"replace","path":"/items/W1","value":{"x":0,"y":0,"w":1,"h":1}}]`, 2, false, 0},
-		{`[{"op":"replace","path":"/settings/k3","value":1}]`, 4, false, 0},      // a key written two versions back
-		{`[{"op":"add","path":"/settings","value":{"z":1}}]`, 6, false, 0},       // a prefix of every key
-		{`[{"op":"replace","path":"/name","value":"renamed"}]`, 25, false, 0},    // past the log: base_too_old
-		{`[{"op":"replace","path":"/name","value":"forced"}]`, 25, true, 0},      // force skips the rule
-		{`[{"op":"replace","path":"/items/W2/h","value":2}]`, 18, false, 2},      // far behind: checked outside the transaction
-		{`[{"op":"replace","path":"/items/W1/x","value":1}]`, 0, false, 200},     // resend of a committed editId
+		{`[{"op":"replace","path":"/settings/k3","value":1}]`, 4, false, 0},   // a key written two versions back
+		{`[{"op":"add","path":"/settings","value":{"z":1}}]`, 6, false, 0},    // a prefix of every key
+		{`[{"op":"replace","path":"/name","value":"renamed"}]`, 25, false, 0}, // past the log: base_too_old
+		{`[{"op":"replace","path":"/name","value":"forced"}]`, 25, true, 0},   // force skips the rule
+		{`[{"op":"replace","path":"/items/W2/h","value":2}]`, 18, false, 2},   // far behind: checked outside the transaction
+		{`[{"op":"replace","path":"/items/W1/x","value":1}]`, 0, false, 200},  // resend of a committed editId
 		{`[{"op":"add","path":"/items/W2","value":{"x":0,"y":0,"w":12,"h":1}}]`, 0, false, 0},
 		{`[{"op":"replace","path":"/items/W1/w","value":13}]`, 0, false, 0},
 		{`[{"op":"remove","path":"/items/W1"},{"op":"replace","path":"/items/W1/x","value":1}]`, 0, false, 0},
