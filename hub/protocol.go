@@ -32,6 +32,9 @@ func decodeInbound(b []byte) (inbound, error) {
 	if err := dec.Decode(&m); err != nil {
 		var ute *json.UnmarshalTypeError
 		if errors.As(err, &ute) {
+			if ute.Field == "id" {
+				m.ID = nil // not the id the client meant: the reply carries none
+			}
 			return m, dsync.Invalid(ute.Field, "type", ute.Type.String(), "%s must be of type %s", ute.Field, ute.Type)
 		}
 		return m, dsync.Errorf(dsync.CodeBadRequest, "the message is not a valid JSON object: %v", err)
