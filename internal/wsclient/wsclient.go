@@ -163,30 +163,12 @@ func (c *Client) readLoop() {
 // reply.
 func (c *Client) Request(ctx context.Context, msg map[string]any) (Msg, error) {
 	id := c.nextID.Add(1)
-	ch := make(chan Msg, 1)
-	c.mu.Lock()
-	c.pending[id] = ch
-	c.mu.Unlock()
 	msg["id"] = id
 	b, err := json.Marshal(msg)
 	if err != nil {
 		return Msg{}, err
 	}
-	if err := c.ws.Write(ctx, websocket.MessageText, b); err != nil {
-		return Msg{}, err
-	}
-	select {
-	case m, ok := <-ch:
-		if !ok {
-			return Msg{}, fmt.Errorf("connection closed: %w", c.closeErr)
-		}
-		return m, nil
-	case <-ctx.Done():
-		c.mu.Lock()
-		delete(c.pending, id)
-		c.mu.Unlock()
-		return Msg{}, ctx.Err()
-	}
+	return c.RequestRaw(ctx, id, b)
 }
 
 // RequestRaw writes frame as it is (bytes a JSON encoder would not produce, say) and
