@@ -212,7 +212,6 @@ type gate struct {
 	held     chan bool // receives inTx when the read is held
 	release  chan struct{}
 	tripped  bool
-	onlyOnce bool
 }
 
 func (g *gate) hold(after int64, inTx bool) {
