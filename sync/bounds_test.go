@@ -207,11 +207,11 @@ func TestBounds_HistoryPage(t *testing.T) {
 // reports whether that read ran inside a write transaction.
 type gate struct {
 	dsync.Store
-	mu       sync.Mutex
-	after    int64
-	held     chan bool // receives inTx when the read is held
-	release  chan struct{}
-	tripped  bool
+	mu      sync.Mutex
+	after   int64
+	held    chan bool // receives inTx when the read is held
+	release chan struct{}
+	tripped bool
 }
 
 func (g *gate) hold(after int64, inTx bool) {
