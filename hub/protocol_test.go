@@ -12,6 +12,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -338,5 +339,27 @@ func TestProtocol_AuthWithAnotherUsersTokenCloses4003(t *testing.T) {
 	<-c.Done()
 	if got := c.CloseStatus(); got != 4003 {
 		t.Fatalf("close status: got %v, want 4003", got)
+	}
+}
+
+// TestProtocol_AllowedOriginsAreAdmitted: an origin named by --allowed-origins may open
+// a WebSocket from another host; any other origin is still refused (SPEC §5).
+func TestProtocol_AllowedOriginsAreAdmitted(t *testing.T) {
+	s := testenv.New(t, testenv.Options{API: func(c *api.Config) { c.AllowedOrigins = []string{"https://dash.example"} }})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, _, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: testenv.Token(t, "alice"), Origin: "https://dash.example"})
+	if err != nil {
+		t.Fatalf("allowed origin: %v", err)
+	}
+	if r := req(t, c, map[string]any{"type": "ping"}); r.Type != "pong" {
+		t.Fatalf("ping: got %s", r.Raw)
+	}
+	c.CloseNow()
+	for _, origin := range []string{"https://evil.example", "http://dash.example", "https://dash.example.evil"} {
+		_, resp, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: testenv.Token(t, "alice"), Origin: origin})
+		if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("origin %s: got %v, %v; want HTTP 403", origin, resp, err)
+		}
 	}
 }
