@@ -12,9 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,26 +35,6 @@ const cutFor = 5 * time.Second
 // sweepEvery makes the hubs re-read their layouts often, so catching up after a cut
 // takes a fraction of a second.
 func sweepEvery(h *hub.Config) { h.SweepInterval = 100 * time.Millisecond }
-
-// proxied starts a TCP proxy to the server named by rawURL (a redis:// or postgres://
-// URL on loopback) and returns it with the URL rewritten to dial it.
-func proxied(t testing.TB, rawURL, defaultPort string) (*tcpproxy.Proxy, string) {
-	t.Helper()
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if u.Hostname() == "" {
-		t.Fatalf("%s names no TCP host to put a proxy in front of", u.Redacted())
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target = net.JoinHostPort(u.Hostname(), defaultPort)
-	}
-	p := tcpproxy.New(t, target)
-	u.Host = p.Addr()
-	return p, u.String()
-}
 
 // readiness answers GET /readyz of s: the status and each check's result.
 func readiness(t testing.TB, s *testenv.Server) (int, map[string]string) {
@@ -125,7 +103,7 @@ func counter(t testing.TB, s *testenv.Server, name string) float64 {
 func TestFault_RedisCutMidRunLosesNoAcknowledgedEditAndSubscribersCatchUp(t *testing.T) {
 	t.Parallel()
 	testredis.Require(t)
-	proxy, redisURL := proxied(t, testredis.URL(), "6379")
+	proxy, redisURL := tcpproxy.InFrontOf(t, testredis.URL(), "6379")
 	c := newCluster(t, clusterOptions{RedisURL: redisURL, Hub: sweepEvery})
 	l, ws := seed(t, c.a, 5)
 	editors := editorsOn(t, c, l, ws[1:])
@@ -220,7 +198,7 @@ type cutEdit struct {
 
 func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 	t.Parallel()
-	proxy, dbURL := proxied(t, testpg.NewDatabase(t), "5432")
+	proxy, dbURL := tcpproxy.InFrontOf(t, testpg.NewDatabase(t), "5432")
 	c := newCluster(t, clusterOptions{DatabaseURL: dbURL, Hub: sweepEvery})
 	l, ws := seed(t, c.a, 3)
 	editors := editorsOn(t, c, l, ws[1:])

@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/dashsync/dashsync/internal/tcpproxy"
 	"github.com/dashsync/dashsync/internal/testredis"
 	dsync "github.com/dashsync/dashsync/sync"
 )
@@ -26,7 +27,7 @@ const frozenAckBound = 2 * time.Second
 func TestFault_RedisFrozenHoldsNoAcknowledgementAndTheOtherInstanceCatchesUp(t *testing.T) {
 	t.Parallel()
 	testredis.Require(t)
-	proxy, redisURL := proxied(t, testredis.URL(), "6379")
+	proxy, redisURL := tcpproxy.InFrontOf(t, testredis.URL(), "6379")
 	c := newCluster(t, clusterOptions{RedisURL: redisURL, Hub: sweepEvery})
 	l, _ := seed(t, c.a, 1)
 	editor := openTab(t, c.a, l.ID, "editor on A")

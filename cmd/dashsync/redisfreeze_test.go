@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/url"
 	"testing"
 	"time"
 
@@ -21,17 +20,8 @@ import (
 func TestServe_HungRedisHoldsNoAcknowledgement(t *testing.T) {
 	t.Parallel()
 	prefix := testredis.Prefix(t)
-	u, err := url.Parse(testredis.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target += ":6379"
-	}
-	proxy := tcpproxy.New(t, target)
-	u.Host = proxy.Addr()
-	getenv := envOf("DASHSYNC_REDIS_URL", u.String(), "DASHSYNC_REDIS_PREFIX", prefix)
+	proxy, redisURL := tcpproxy.InFrontOf(t, testredis.URL(), "6379")
+	getenv := envOf("DASHSYNC_REDIS_URL", redisURL, "DASHSYNC_REDIS_PREFIX", prefix)
 	s := startServe(t, getenv, "--dev", "--addr", "127.0.0.1:0", "--data-dir", t.TempDir())
 	status, body := request(t, "POST", s.url+"/api/dashboard/layouts", s.token, `{"name":"Frozen"}`)
 	var l struct {

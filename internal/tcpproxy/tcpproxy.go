@@ -8,9 +8,31 @@ package tcpproxy
 import (
 	"errors"
 	"net"
+	"net/url"
 	"sync"
 	"testing"
 )
+
+// InFrontOf starts a proxy to the server named by rawURL (a redis:// or postgres://
+// URL on loopback; defaultPort when it names none) and returns it with the URL
+// rewritten to dial the proxy.
+func InFrontOf(t testing.TB, rawURL, defaultPort string) (*Proxy, string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.Hostname() == "" {
+		t.Fatalf("%s names no TCP host to put a proxy in front of", u.Redacted())
+	}
+	target := u.Host
+	if u.Port() == "" {
+		target = net.JoinHostPort(u.Hostname(), defaultPort)
+	}
+	p := New(t, target)
+	u.Host = p.Addr()
+	return p, u.String()
+}
 
 // Proxy forwards connections from its loopback address to a target.
 type Proxy struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -70,17 +69,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 func TestBroker_HungRedisFailsPublishesInTimeAndReportsTheLoss(t *testing.T) {
 	t.Parallel()
 	prefix := testredis.Prefix(t)
-	u, err := url.Parse(testredis.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	target := u.Host
-	if u.Port() == "" {
-		target += ":6379"
-	}
-	proxy := tcpproxy.New(t, target)
-	u.Host = proxy.Addr()
-	opt, err := testredis.ParseURL(u.String())
+	proxy, redisURL := tcpproxy.InFrontOf(t, testredis.URL(), "6379")
+	opt, err := testredis.ParseURL(redisURL)
 	if err != nil {
 		t.Fatal(err)
 	}
