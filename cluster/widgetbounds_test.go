@@ -9,11 +9,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/dashsync/dashsync/api"
-	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
-	"github.com/dashsync/dashsync/internal/testpg"
-	"github.com/dashsync/dashsync/internal/testredis"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/ratelimit"
 	"github.com/dashsync/dashsync/store/redis"
@@ -30,31 +26,11 @@ import (
 // Redis limiter as cmd/dashsync wires it with Redis configured.
 func newBoundsCluster(t *testing.T, src widgetdata.Fetcher, lim ratelimit.Limit) cluster {
 	t.Helper()
-	testredis.Require(t)
-	dbURL := testpg.NewDatabase(t)
-	prefix := testredis.Prefix(t)
-	instance := func(name string) *testenv.Server {
-		br, pr := testenv.Redis(t, testredis.URL(), prefix)
-		opt, _ := goredis.ParseURL(testredis.URL())
-		rdb := goredis.NewClient(opt)
-		t.Cleanup(func() { _ = rdb.Close() })
-		leases := redis.NewLeases(rdb, prefix, name)
-		dopts := widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test.count": src}, Locker: leases,
-			FetchLimiter: redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}), FetchRate: lim}
-		// testenv has no option for the fetch budget: the data service it builds is
-		// replaced, in the hub and the API alike, by one that keeps it.
-		var data *widgetdata.Service
-		return testenv.New(t, testenv.Options{Backend: "postgres", Store: openPostgres(t, dbURL),
-			Broker: br, Presence: pr, Sources: countingKinds{}, Leases: leases,
-			Hub: func(c *hub.Config) {
-				dopts.Publisher = c.Service
-				data = widgetdata.New(redis.NewCache(rdb, prefix), dopts)
-				c.Data = data
-			},
-			API: func(c *api.Config) { c.Data = data },
-		})
-	}
-	return cluster{a: instance("a"), b: instance("b")}
+	return newDataCluster(t, src, func(rdb *goredis.Client, prefix string) func(*widgetdata.Options) {
+		return func(o *widgetdata.Options) {
+			o.FetchLimiter, o.FetchRate = redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}), lim
+		}
+	})
 }
 
 // widgetData is the data part of a widget GET.

@@ -51,21 +51,28 @@ func (countingKinds) CheckSource(ctx context.Context, src dsync.Source) error {
 
 // newDataCluster starts two instances on one Postgres database and one Redis, with
 // the Redis widget-data cache and leases, fetching test.count from src.
-func newDataCluster(t *testing.T, src *countingSource) cluster {
+// data, when given, adjusts each instance's widget data options, with its Redis
+// client and the cluster's prefix.
+func newDataCluster(t *testing.T, src widgetdata.Fetcher, data ...func(rdb *goredis.Client, prefix string) func(*widgetdata.Options)) cluster {
 	t.Helper()
 	testredis.Require(t)
 	dbURL := testpg.NewDatabase(t)
 	prefix := testredis.Prefix(t)
 	instance := func(name string) *testenv.Server {
 		br, pr := testenv.Redis(t, testredis.URL(), prefix)
-		opt, _ := goredis.ParseURL(testredis.URL())
+		opt, _ := testredis.ParseURL(testredis.URL())
 		rdb := goredis.NewClient(opt)
 		t.Cleanup(func() { _ = rdb.Close() })
+		var dataOpts func(*widgetdata.Options)
+		for _, d := range data {
+			dataOpts = d(rdb, prefix)
+		}
 		return testenv.New(t, testenv.Options{Backend: "postgres", Store: openPostgres(t, dbURL),
 			Broker: br, Presence: pr, Sources: countingKinds{},
 			Fetchers: map[string]widgetdata.Fetcher{"test.count": src},
 			Cache:    redis.NewCache(rdb, prefix),
-			Leases:   redis.NewLeases(rdb, prefix, name)})
+			Leases:   redis.NewLeases(rdb, prefix, name),
+			Data:     dataOpts})
 	}
 	return cluster{a: instance("a"), b: instance("b")}
 }

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testnet"
@@ -51,18 +50,6 @@ func (s *tally) Fetch(context.Context, dsync.Widget) (json.RawMessage, error) {
 		panic(fmt.Sprintf("source bug on fetch %d", n))
 	}
 	return fmt.Appendf(nil, `{"value":%d}`, n), nil
-}
-
-// withData gives a server a widget data service configured by o (its publisher the
-// server's service), in its hub and its API alike: for what testenv does not set.
-func withData(to *testenv.Options, o widgetdata.Options) {
-	var data *widgetdata.Service
-	to.Hub = func(c *hub.Config) {
-		o.Publisher = c.Service
-		data = widgetdata.New(memory.NewCache(0, nil), o)
-		c.Data = data
-	}
-	to.API = func(c *api.Config) { c.Data = data }
 }
 
 // createWidget creates one of alice's widgets with src.
@@ -267,10 +254,11 @@ func TestWidgetSource_OutOfBoundsSecondsNeitherCrashNorSpin(t *testing.T) {
 
 // budgetServer is a server whose data service keeps the per-user fetch budget lim.
 func budgetServer(t testing.TB, src widgetdata.Fetcher, lim ratelimit.Limit) *testenv.Server {
-	o := testenv.Options{Sources: boundKinds{}}
-	withData(&o, widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test.tally": src},
-		FetchLimiter: memory.NewLimiter(memory.LimiterOptions{}), FetchRate: lim})
-	return testenv.New(t, o)
+	return testenv.New(t, testenv.Options{Sources: boundKinds{},
+		Fetchers: map[string]widgetdata.Fetcher{"test.tally": src},
+		Data: func(o *widgetdata.Options) {
+			o.FetchLimiter, o.FetchRate = memory.NewLimiter(memory.LimiterOptions{}), lim
+		}})
 }
 
 func TestRefresh_WithinASecondOfTheLastFetchIsAnsweredFromTheCache(t *testing.T) {

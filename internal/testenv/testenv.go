@@ -94,6 +94,8 @@ type Options struct {
 	// Cache keeps widget data; default an in-process cache of its own. Instances of
 	// one cluster share a Redis cache.
 	Cache widgetdata.Cache
+	// Data adjusts the widget data service's options (a fetch budget, say).
+	Data func(*widgetdata.Options)
 	// Leases make one fetch and one live refresher per widget across instances;
 	// nil: this instance alone decides.
 	Leases interface {
@@ -140,6 +142,9 @@ func New(t testing.TB, o Options) *Server {
 	dopts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: o.Fetchers}
 	if o.Leases != nil {
 		dopts.Locker = o.Leases
+	}
+	if o.Data != nil {
+		o.Data(&dopts)
 	}
 	data := widgetdata.New(cache, dopts)
 	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Presence: o.Presence, Leases: o.Leases, Logger: log, Registry: reg,
