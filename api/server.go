@@ -58,11 +58,6 @@ type Config struct {
 	// AllowedOrigins are the origins (scheme://host[:port], or "*") allowed to open a
 	// WebSocket besides the server's own host; requests without Origin are allowed.
 	AllowedOrigins []string
-	// MaxConnsPerUser is ignored.
-	//
-	// Deprecated: the hub bounds each user's connections, across instances
-	// (hub.Config.MaxConnsPerUser); the upgrade answers its refusal.
-	MaxConnsPerUser int
 	// Limiter keeps the rate limits' budgets (SPEC §9); nil: no rate limits. When it
 	// fails, requests are allowed (fail open), and the failure logged and counted.
 	Limiter ratelimit.Limiter
