@@ -384,12 +384,12 @@ func TestRefreshPeriodAndTTL_AreWithinTheBounds(t *testing.T) {
 // refusals counts the Acquire calls of a real lock service that found the lock held,
 // so that a test knows a waiter is waiting.
 type refusals struct {
-	widgetdata.Locker
+	widgetdata.Leases
 	n atomic.Int64
 }
 
 func (r *refusals) Acquire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
-	got, err := r.Locker.Acquire(ctx, key, ttl)
+	got, err := r.Leases.Acquire(ctx, key, ttl)
 	if err == nil && !got {
 		r.n.Add(1)
 	}
@@ -401,7 +401,7 @@ func (r *refusals) Acquire(ctx context.Context, key string, ttl time.Duration) (
 // one waiting for its result fetches at once instead of waiting out the fetch timeout.
 func TestGet_WaiterFetchesWhenTheLockHolderFailed(t *testing.T) {
 	cache := memory.NewCache(0, nil)
-	leases := &refusals{Locker: memory.NewLeases(nil)}
+	leases := &refusals{Leases: memory.NewLeases(nil)}
 	gate := make(chan struct{})
 	var calls atomic.Int64
 	src := widgetdata.FetcherFunc(func(ctx context.Context, w dsync.Widget) (json.RawMessage, error) {
@@ -414,7 +414,7 @@ func TestGet_WaiterFetchesWhenTheLockHolderFailed(t *testing.T) {
 	const timeout = 20 * time.Second
 	newSvc := func() *widgetdata.Service {
 		return widgetdata.New(cache, widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test": src},
-			Locker: leases, FetchTimeout: timeout, Logger: slog.New(slog.DiscardHandler)})
+			Leases: leases, FetchTimeout: timeout, Logger: slog.New(slog.DiscardHandler)})
 	}
 	a, b := newSvc(), newSvc()
 	w := widget("w1", "test")

@@ -69,10 +69,10 @@ type Options struct {
 	Now func() time.Time
 	// Metrics counts cache hits, misses and stale answers; nil: none.
 	Metrics *Metrics
-	// Locker makes a fetch one per cluster: the instance that takes a widget's short
+	// Leases make a fetch one per cluster: the instance that takes a widget's short
 	// lock fetches, the others wait for its result in the cache. nil: one fetch per
 	// widget per process (singleflight) only.
-	Locker Locker
+	Leases Leases
 	// LockWait is how often a waiter looks at the cache; default 25ms.
 	LockWait time.Duration
 	Logger   *slog.Logger
@@ -256,8 +256,8 @@ func (s *Service) cached(ctx context.Context, w dsync.Widget) (*dsync.WidgetData
 	return &d, nil
 }
 
-// Locker is a cluster-wide try-lock with a time to live (a Redis SET NX PX).
-type Locker interface {
+// Leases are cluster-wide try-locks with a time to live (a Redis SET NX PX).
+type Leases interface {
 	// Acquire takes key for ttl and reports whether this caller got it.
 	Acquire(ctx context.Context, key string, ttl time.Duration) (bool, error)
 	// Release gives key back early if this caller still holds it.
@@ -269,17 +269,17 @@ type Locker interface {
 // wait's start). It fetches itself when the lock comes free with no result (that
 // fetch failed, or was over budget), or when none arrives within the fetch timeout.
 func (s *Service) fetchOnce(ctx context.Context, w dsync.Widget) (dsync.WidgetData, error) {
-	if s.o.Locker == nil {
+	if s.o.Leases == nil {
 		return s.fetch(ctx, w)
 	}
 	start := dsync.NewTime(s.o.Now())
 	lock := "lock:fetch:" + w.Owner + ":" + w.ID
-	got, err := s.o.Locker.Acquire(ctx, lock, s.o.FetchTimeout)
+	got, err := s.o.Leases.Acquire(ctx, lock, s.o.FetchTimeout)
 	if err != nil {
 		return s.fetch(ctx, w) // without a working lock service, fetch
 	}
 	if got {
-		defer func() { _ = s.o.Locker.Release(context.WithoutCancel(ctx), lock) }()
+		defer func() { _ = s.o.Leases.Release(context.WithoutCancel(ctx), lock) }()
 		return s.fetch(ctx, w)
 	}
 	fresh := func() (dsync.WidgetData, bool) {
@@ -295,8 +295,8 @@ func (s *Service) fetchOnce(ctx context.Context, w dsync.Widget) (dsync.WidgetDa
 			return d, nil
 		}
 		time.Sleep(s.o.LockWait)
-		if got, err := s.o.Locker.Acquire(ctx, lock, s.o.FetchTimeout); err == nil && got {
-			defer func() { _ = s.o.Locker.Release(context.WithoutCancel(ctx), lock) }()
+		if got, err := s.o.Leases.Acquire(ctx, lock, s.o.FetchTimeout); err == nil && got {
+			defer func() { _ = s.o.Leases.Release(context.WithoutCancel(ctx), lock) }()
 			// The holder stores its result before it lets go of the lock.
 			if d, ok := fresh(); ok {
 				return d, nil

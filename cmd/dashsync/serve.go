@@ -149,7 +149,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		FetchLimiter: shared.limiter, FetchRate: fetchLimit(c.RateFetch)}
 	var leases hub.Leaser
 	if shared.leases != nil {
-		dataOpts.Locker, leases = shared.leases, shared.leases
+		dataOpts.Leases, leases = shared.leases, shared.leases
 	}
 	data := widgetdata.New(shared.cache, dataOpts)
 	limits := ratelimit.Limits{

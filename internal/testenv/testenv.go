@@ -100,7 +100,7 @@ type Options struct {
 	// nil: this instance alone decides.
 	Leases interface {
 		hub.Leaser
-		widgetdata.Locker
+		widgetdata.Leases
 	}
 }
 
@@ -141,7 +141,7 @@ func New(t testing.TB, o Options) *Server {
 	}
 	dopts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: o.Fetchers}
 	if o.Leases != nil {
-		dopts.Locker = o.Leases
+		dopts.Leases = o.Leases
 	}
 	if o.Data != nil {
 		o.Data(&dopts)
