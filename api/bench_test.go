@@ -15,8 +15,8 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dashsync/dashsync/api"
-	"github.com/dashsync/dashsync/store/memory"
+	"context"
+	"github.com/dashsync/dashsync/internal/app"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
 )
@@ -35,18 +35,24 @@ func newBenchServer(b *testing.B) *harness {
 	store := backends[0].open(b) // sqlite, the default store
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sources := newTestSources(b, nil, nil)
-	cache := memory.NewCache(0, nil)
-	b.Cleanup(func() { _ = cache.Close() })
 	h := &harness{secret: []byte("bench-secret-0123456789abcdef0123"), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
-	srv := httptest.NewServer(api.New(api.Config{
+	shared := app.Embedded(0)
+	b.Cleanup(shared.Close)
+	a, err := app.New(context.Background(), app.Config{
 		// As cmd/dashsync wires the embedded default: the only writer of its store.
-		Service:   dsync.NewService(store, dsync.Options{Sources: sources, Logger: log, SoleWriter: true}),
-		Data:      widgetdata.New(cache, widgetdata.Options{Fetchers: sources.Fetchers(), Logger: log}),
-		JWTSecret: h.secret,
-		Logger:    log,
-		Registry:  h.registry,
-		// Limiter nil: no rate limits (the REST budget would cap one user at 100/s).
-	}))
+		Store: store, SoleWriter: true, Shared: shared, Secret: h.secret,
+		Sources: sources, Fetchers: sources.Fetchers(), Logger: log, Registry: h.registry,
+		// No Limits: no rate limits (the REST budget would cap one user at 100/s).
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	srv := httptest.NewServer(a.Handler)
 	b.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h

@@ -68,13 +68,12 @@ import (
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/app"
 	"github.com/dashsync/dashsync/internal/testnet"
 	"github.com/dashsync/dashsync/source"
-	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/web"
-	"github.com/dashsync/dashsync/widgetdata"
 )
 
 // Bounds of the harness itself.
@@ -176,21 +175,15 @@ func newFzServer(tb testing.TB) *fzServer {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc := dsync.NewService(st, dsync.Options{Logger: log, Sources: sources, SoleWriter: true})
-	cache := memory.NewCache(0, nil)
-	data := widgetdata.New(cache, widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers()})
-	h, err := hub.New(ctx, hub.Config{Service: svc, Data: data, Broker: memory.NewBroker(), Presence: memory.NewPresence(0, nil),
-		Logger: log, Registry: reg,
-		Verify: func(tok string) (hub.Identity, error) {
-			u, exp, err := api.VerifyToken(fzSecret, tok, time.Now())
-			return hub.Identity{User: u, Exp: exp}, err
-		}})
+	shared := app.Embedded(0)
+	a, err := app.New(ctx, app.Config{
+		Store: st, SoleWriter: true, Shared: shared, Secret: fzSecret,
+		Sources: sources, Fetchers: sources.Fetchers(), Logger: log, Registry: reg, Web: web.FS(),
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	svc.SetPublisher(h)
-	handler := api.New(api.Config{Service: svc, Data: data, Hub: h, JWTSecret: fzSecret, Logger: log, Registry: reg,
-		Web: web.FS()})
+	svc, h, handler := a.Service, a.Hub, a.Handler
 	srv := httptest.NewServer(handler)
 	s := &fzServer{handler: handler, srv: srv, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/ws",
 		store: st, svc: svc, hub: h, stub: stub, logs: logs, scale: 1}
@@ -200,11 +193,11 @@ func newFzServer(tb testing.TB) *fzServer {
 	tb.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = h.Shutdown(sctx)
+		_ = a.Shutdown(sctx)
 		srv.Close()
 		stub.Close()
 		_ = sources.Close()
-		_ = cache.Close()
+		shared.Close()
 		_ = st.Close()
 	})
 	return s

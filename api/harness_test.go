@@ -22,10 +22,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/internal/app"
 	"github.com/dashsync/dashsync/internal/testnet"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/source"
-	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -146,24 +146,39 @@ type harness struct {
 	logs     *syncBuffer
 }
 
-// newHarness starts a server on store; change adjusts its Config.
+// newHarness starts a server on store with the test source kinds; change adjusts its
+// API's Config.
 func newHarness(t testing.TB, store dsync.Store, change ...func(*api.Config)) *harness {
+	t.Helper()
+	return newHarnessWith(t, store, newTestSources(t, nil, nil), change...)
+}
+
+// newHarnessWith is newHarness with the source kinds of sources.
+func newHarnessWith(t testing.TB, store dsync.Store, sources *source.Registry, change ...func(*api.Config)) *harness {
 	t.Helper()
 	h := &harness{secret: []byte(rand.Text() + rand.Text()), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	sources := newTestSources(t, nil, nil)
-	cfg := api.Config{
-		Service: dsync.NewService(store, dsync.Options{Sources: sources, Logger: log}),
-		Data: widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: sources.Fetchers(), Logger: log,
-			FetchTimeout: slowSourceDeadline}),
-		JWTSecret: h.secret,
-		Logger:    log,
-		Registry:  h.registry,
+	shared := app.Embedded(0)
+	t.Cleanup(shared.Close)
+	a, err := app.New(context.Background(), app.Config{
+		Store: store, Shared: shared, Secret: h.secret, Sources: sources, Fetchers: sources.Fetchers(),
+		Logger: log, Registry: h.registry,
+		Data: func(o *widgetdata.Options) { o.FetchTimeout = slowSourceDeadline },
+		API: func(c *api.Config) {
+			for _, f := range change {
+				f(c)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, f := range change {
-		f(&cfg)
-	}
-	srv := httptest.NewServer(api.New(cfg))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = a.Shutdown(ctx)
+	})
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h

@@ -29,7 +29,7 @@ func (s *Server) handleHealth(c *gin.Context) {
 // handleReady is GET /readyz: 200 when the store and every configured check answer,
 // else 503 naming the checks that failed (their errors go to the log only).
 func (s *Server) handleReady(c *gin.Context) {
-	checks := append([]Check{{Name: "store", Check: s.svc.Store().Ping}}, s.checks...)
+	checks := append([]Check{{Name: "store", Check: s.svc.Ping}}, s.checks...)
 	results := make([]error, len(checks))
 	var wg sync.WaitGroup
 	for i, ch := range checks {

@@ -12,10 +12,8 @@ import (
 	"github.com/go-playground/validator/v10"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/ratelimit"
 	dsync "github.com/dashsync/dashsync/sync"
-	"github.com/dashsync/dashsync/widgetdata"
 )
 
 // Check is a named readiness check (GET /readyz): Redis reachable, say. It must
@@ -28,11 +26,11 @@ type Check struct {
 // Config holds what a Server needs. Service, Data and JWTSecret are required; the
 // other fields have the documented defaults.
 type Config struct {
-	// Service runs the domain operations. Required. Its store's Ping is the "store"
-	// readiness check.
-	Service *dsync.Service
+	// Domain runs the domain operations. Required. Its Ping is the "store" readiness
+	// check.
+	Domain Domain
 	// Data answers widget data reads, pushes and clears. Required.
-	Data *widgetdata.Service
+	Data Data
 	// JWTSecret verifies tokens (HS256). Required.
 	JWTSecret []byte
 	// Logger receives one line per request and every internal error in full; nil
@@ -53,8 +51,8 @@ type Config struct {
 	ReadTimeout time.Duration
 	// Now is the clock tokens are checked against; default time.Now.
 	Now func() time.Time
-	// Hub serves GET /api/ws; nil: the route answers 503.
-	Hub *hub.Hub
+	// Sockets serves GET /api/ws; nil: the route answers 503.
+	Sockets Sockets
 	// AllowedOrigins are the origins (scheme://host[:port], or "*") allowed to open a
 	// WebSocket besides the server's own host; requests without Origin are allowed.
 	AllowedOrigins []string
@@ -78,8 +76,8 @@ type Config struct {
 // Server is dashsync's HTTP API: the REST routes of SPEC §4, health, readiness and
 // metrics. It implements http.Handler and is safe for concurrent use.
 type Server struct {
-	svc       *dsync.Service
-	data      *widgetdata.Service
+	svc       Domain
+	data      Data
 	secret    []byte
 	log       *slog.Logger
 	registry  *prometheus.Registry
@@ -90,7 +88,7 @@ type Server struct {
 	now       func() time.Time
 	validator *validator.Validate
 	tokens    *lru.Cache[string, verifiedToken]
-	hub       *hub.Hub
+	sockets   Sockets
 	origins   []string
 	limiter   ratelimit.Limiter
 	limits    ratelimit.Limits
@@ -105,15 +103,15 @@ type Server struct {
 // dependency is missing: that is a wiring mistake, not a runtime condition.
 func New(cfg Config) *Server {
 	switch {
-	case cfg.Service == nil:
-		panic("api.New: Config.Service is required")
+	case cfg.Domain == nil:
+		panic("api.New: Config.Domain is required")
 	case cfg.Data == nil:
 		panic("api.New: Config.Data is required")
 	case len(cfg.JWTSecret) == 0:
 		panic("api.New: Config.JWTSecret is required")
 	}
 	s := &Server{
-		svc:       cfg.Service,
+		svc:       cfg.Domain,
 		data:      cfg.Data,
 		secret:    cfg.JWTSecret,
 		log:       cfg.Logger,
@@ -125,7 +123,7 @@ func New(cfg Config) *Server {
 		now:       cfg.Now,
 		validator: newValidator(),
 		tokens:    newTokenCache(),
-		hub:       cfg.Hub,
+		sockets:   cfg.Sockets,
 		origins:   cfg.AllowedOrigins,
 		limiter:   cfg.Limiter,
 		limits:    cfg.Limits,

@@ -9,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/internal/testnet"
-	"github.com/dashsync/dashsync/store/memory"
 	dsync "github.com/dashsync/dashsync/sync"
-	"github.com/dashsync/dashsync/widgetdata"
 )
 
 // TestSources_SSRFThroughREST runs http sources through the REST API with the SSRF
@@ -47,10 +44,7 @@ func TestSources_SSRFThroughREST(t *testing.T) {
 	})
 	store := backends[0].open(t) // sqlite: the policy does not depend on the store
 	sources := newTestSources(t, []string{allowedHostPort}, resolver)
-	h := newHarness(t, store, func(c *api.Config) {
-		c.Service = dsync.NewService(store, dsync.Options{Sources: sources, Logger: c.Logger})
-		c.Data = widgetdata.New(memory.NewCache(0, nil), widgetdata.Options{Fetchers: sources.Fetchers(), Logger: c.Logger})
-	})
+	h := newHarnessWith(t, store, sources)
 	httpWidget := func(u string) map[string]any {
 		return map[string]any{"type": "stat", "title": "T", "source": map[string]any{"kind": "http", "url": u}}
 	}

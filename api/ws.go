@@ -16,7 +16,7 @@ import (
 // before any upgrade); here the origin is (403), then the hub admits the connection
 // (429 over the per-user connection limit, SPEC §12) and takes it over.
 func (s *Server) handleWebSocket(c *gin.Context) {
-	if s.hub == nil {
+	if s.sockets == nil {
 		s.writeError(c, dsync.Errorf(dsync.CodeUnavailable, "WebSockets are not served here"))
 		return
 	}
@@ -34,7 +34,7 @@ func (s *Server) handleWebSocket(c *gin.Context) {
 	expAt, _ := exp.(time.Time)
 	// The connection lives long: no body deadline may outlast the upgrade.
 	clearReadDeadline(c)
-	if err := s.hub.ServeWS(c.Writer, c.Request, hub.Identity{User: userOf(c), Exp: expAt}); err != nil {
+	if err := s.sockets.ServeWS(c.Writer, c.Request, hub.Identity{User: userOf(c), Exp: expAt}); err != nil {
 		s.writeError(c, err)
 	}
 }

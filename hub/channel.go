@@ -2,6 +2,7 @@ package hub
 
 import (
 	"context"
+	"math"
 	"sync"
 	"time"
 
@@ -28,8 +29,8 @@ type channel struct {
 	joined []PresenceEntry
 	left   []PresenceEntry
 	timer  *time.Timer
-	// stopRefresh ends a widget channel's live refresher.
-	stopRefresh chan struct{}
+	// unfollow ends a widget channel's live refresh.
+	unfollow func()
 }
 
 // sub is one connection's subscription to a channel.
@@ -76,9 +77,7 @@ func (ch *channel) ensureReady(ctx context.Context) error {
 	}
 	ch.ready = true
 	if ch.kind == kindWidget && ch.h.cfg.Data != nil {
-		ch.stopRefresh = make(chan struct{})
-		ch.h.refreshers.Add(1)
-		go ch.h.refreshLoop(ch.owner, ch.id, ch.stopRefresh)
+		ch.unfollow = ch.h.cfg.Data.Follow(ch.owner, ch.id)
 	}
 	return nil
 }
@@ -91,8 +90,8 @@ func (ch *channel) releaseLocked() {
 		return
 	}
 	ch.dead = true
-	if ch.stopRefresh != nil {
-		close(ch.stopRefresh)
+	if ch.unfollow != nil {
+		ch.unfollow()
 	}
 	if ch.timer != nil {
 		ch.timer.Stop()
@@ -171,13 +170,14 @@ func (ch *channel) catchUp() {
 func (ch *channel) fillLocked(upTo int64) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	cs, err := ch.h.svc.Store().LayoutChanges(ctx, ch.id, ch.last, upTo)
+	// A gap is a few versions; a live channel is never cut short by the reply bound.
+	cs, complete, err := ch.h.svc.ChangesSince(ctx, ch.id, ch.last, upTo, math.MaxInt)
 	if err != nil {
 		ch.h.log.Warn("gap fill failed", "channel", ch.name, "err", err)
 		return false
 	}
 	ch.h.m.gapFills.Inc()
-	if int64(len(cs)) == upTo-ch.last {
+	if complete {
 		for i := range cs {
 			ch.sendLocked(cs[i].Version, opFrame(ch.id, &cs[i]))
 		}

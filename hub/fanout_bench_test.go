@@ -31,7 +31,7 @@ func (b *loopBroker) Close() error                              { return nil }
 
 // BenchmarkFanout_EncodeOnceEnqueueTo1000Subscribers measures the hot path of one
 // committed layout version on an instance where 1,000 connections are subscribed to
-// the layout: Publish encodes the op frame once, hands it to the broker, and the
+// the layout: Announce encodes the op frame once, hands it to the broker, and the
 // channel queues the same bytes to each subscriber's send queue (SPEC §5). Each
 // connection's writer is a goroutine draining its queue, as in production, so waking
 // 1,000 writers is part of the cost; the socket writes themselves are not.
@@ -49,8 +49,10 @@ func BenchmarkFanout_EncodeOnceEnqueueTo1000Subscribers(b *testing.B) {
 	if err := h.cfg.Broker.Start(context.Background(), h); err != nil {
 		b.Fatal(err)
 	}
+	announcer := NewAnnouncer()
+	announcer.hub.Store(h)
 	const layoutID = "0192f0c4-6c3e-7b8a-9d3e-1a2b3c4d5e6f"
-	ch := &channel{h: h, name: kindLayout + ":" + layoutID, kind: kindLayout, id: layoutID, owner: "alice",
+	ch := &channel{h: h, name: layoutChannel(layoutID), kind: kindLayout, id: layoutID, owner: "alice",
 		subs: map[*conn]*sub{}, ready: true, last: 1}
 	h.channels[ch.name] = ch
 
@@ -76,17 +78,17 @@ func BenchmarkFanout_EncodeOnceEnqueueTo1000Subscribers(b *testing.B) {
 	})
 
 	// A typical edit: one tab drags a widget.
-	change := &dsync.Change{Version: 1, Author: "alice", Client: "c-7f3a0b1c2d3e", Ops: []dsync.Op{
+	ev := dsync.LayoutCommitted{Owner: "alice", LayoutID: layoutID, Change: dsync.Change{Version: 1, Author: "alice", Client: "c-7f3a0b1c2d3e", Ops: []dsync.Op{
 		{Op: dsync.OpReplace, Path: "/items/0192f0c4-7d41-7c22-8a10-5b6c7d8e9f00/x", Value: json.RawMessage(`3`)},
 		{Op: dsync.OpReplace, Path: "/items/0192f0c4-7d41-7c22-8a10-5b6c7d8e9f00/y", Value: json.RawMessage(`8`)},
-	}}
-	ev := dsync.Event{Owner: "alice", Channel: ch.name, Type: "op", Change: change}
+	}}}
+	change := &ev.Change
 	ctx := context.Background()
 
 	b.ReportAllocs()
 	for b.Loop() {
 		change.Version++
-		h.Publish(ctx, ev)
+		announcer.Announce(ctx, ev)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/subscribers, "ns/subscriber")
 

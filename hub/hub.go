@@ -19,7 +19,6 @@ import (
 
 	"github.com/dashsync/dashsync/ratelimit"
 	dsync "github.com/dashsync/dashsync/sync"
-	"github.com/dashsync/dashsync/widgetdata"
 )
 
 // Identity is who a connection acts for, and until when its token is good.
@@ -28,20 +27,21 @@ type Identity struct {
 	Exp  time.Time
 }
 
-// Config wires a Hub. Service, Broker and Verify are required.
+// Config wires a Hub. Domain, Announcer, Broker, Presence and Verify are required.
 type Config struct {
-	Service *dsync.Service
-	// Data answers widget subscriptions and refreshes; nil: widget channels answer
-	// with no data.
-	Data   *widgetdata.Service
+	// Domain answers subscriptions and edits.
+	Domain Domain
+	// Announcer is the one the domain and the data service announce to; New binds it
+	// to the hub.
+	Announcer *Announcer
+	// Data answers widget subscriptions and refreshes and keeps subscribed widgets
+	// refreshed; nil: widget channels answer with no data.
+	Data   Data
 	Broker Broker
 	// Verify checks a token sent in an `auth` message.
 	Verify func(token string) (Identity, error)
 	// Presence keeps who is on each layout (across instances with Redis).
 	Presence Presence
-	// Leases make one instance the refresher of a widget per period (SPEC §6);
-	// nil: this instance always refreshes (one instance).
-	Leases Leaser
 
 	Logger   *slog.Logger
 	Registry prometheus.Registerer
@@ -102,12 +102,12 @@ const (
 	CloseForbidden     = websocket.StatusCode(4003)
 )
 
-// Hub fans committed changes out to WebSocket subscribers. It implements
-// dsync.Publisher (what the edit pipeline announces) and Handler (what the broker
-// delivers).
+// Hub fans committed changes out to WebSocket subscribers: what its Announcer is told
+// goes out on the broker, and what the broker delivers (it is the broker's Handler)
+// goes to this instance's subscribers.
 type Hub struct {
 	cfg   Config
-	svc   *dsync.Service
+	svc   Domain
 	log   *slog.Logger
 	m     *metrics
 	slots *slotMetrics
@@ -118,23 +118,18 @@ type Hub struct {
 	closing  bool
 	edits    sync.WaitGroup // in-flight edits, waited for at shutdown
 	connsWG  sync.WaitGroup
-	// refreshers are the widgets' live-refresh goroutines.
-	refreshers sync.WaitGroup
 
 	stop     chan struct{}
 	stopOnce sync.Once
 	sweeper  sync.WaitGroup
 }
 
-var (
-	_ dsync.Publisher = (*Hub)(nil)
-	_ Handler         = (*Hub)(nil)
-)
+var _ Handler = (*Hub)(nil)
 
 // New returns a Hub and starts its broker and its sweeper. Call Shutdown to stop it.
 func New(ctx context.Context, cfg Config) (*Hub, error) {
-	if cfg.Service == nil || cfg.Broker == nil || cfg.Verify == nil || cfg.Presence == nil {
-		return nil, errors.New("hub: Service, Broker, Presence and Verify are required")
+	if cfg.Domain == nil || cfg.Announcer == nil || cfg.Broker == nil || cfg.Verify == nil || cfg.Presence == nil {
+		return nil, errors.New("hub: Domain, Announcer, Broker, Presence and Verify are required")
 	}
 	if cfg.MaxConnsPerUser > 0 && cfg.Slots == nil {
 		return nil, errors.New("hub: MaxConnsPerUser needs Slots")
@@ -186,47 +181,17 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
-	h := &Hub{cfg: cfg, svc: cfg.Service, log: cfg.Logger, m: m, slots: sm,
+	h := &Hub{cfg: cfg, svc: cfg.Domain, log: cfg.Logger, m: m, slots: sm,
 		conns: map[*conn]struct{}{}, channels: map[string]*channel{}, stop: make(chan struct{})}
 	if err := cfg.Broker.Start(ctx, h); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
 	}
+	if !cfg.Announcer.hub.CompareAndSwap(nil, h) {
+		return nil, errors.New("hub: the Announcer belongs to another hub")
+	}
 	h.sweeper.Add(1)
 	go h.sweep()
 	return h, nil
-}
-
-// Publish implements dsync.Publisher: the event's frame is encoded once and handed to
-// the broker. When the broker cannot publish, local subscribers are served directly.
-func (h *Hub) Publish(ctx context.Context, ev dsync.Event) {
-	var name string
-	var version int64
-	var frame []byte
-	switch ev.Type {
-	case "op":
-		_, id, _ := strings.Cut(ev.Channel, ":")
-		name, version, frame = ev.Channel, ev.Change.Version, opFrame(id, ev.Change)
-	case "widget":
-		name, frame = ev.Channel, encode(outbound{Type: "widget", Channel: ev.Channel, Widget: ev.Payload})
-	case "data":
-		d, _ := ev.Payload.(dsync.WidgetData)
-		raw := encode(d)
-		name, frame = ev.Channel, encode(outbound{Type: "data", Channel: ev.Channel, Data: rawPtr(raw)})
-	case "event":
-		out := outbound{Type: "event", Channel: kindUser, Event: ev.Name}
-		switch p := ev.Payload.(type) {
-		case dsync.LayoutSummary:
-			out.Layout = p
-		case dsync.Widget:
-			out.Widget = p
-		case dsync.Dashboard:
-			out.Dashboard = p
-		}
-		name, frame = userChannel(ev.Owner), encode(out)
-	default:
-		return
-	}
-	h.publishRaw(ctx, name, version, frame)
 }
 
 // publishRaw hands one frame to the broker, prefixed with its version ("<version>
@@ -245,8 +210,6 @@ func (h *Hub) publishRaw(ctx context.Context, name string, version int64, frame 
 		h.HandleMessage(name, payload)
 	}
 }
-
-func userChannel(owner string) string { return "user:" + owner }
 
 func rawPtr(b []byte) *json.RawMessage { r := json.RawMessage(b); return &r }
 
@@ -410,7 +373,6 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.mu.Unlock()
 	h.stopOnce.Do(func() { close(h.stop) })
 	h.sweeper.Wait()
-	defer h.refreshers.Wait()
 
 	edits := make(chan struct{})
 	go func() { h.edits.Wait(); close(edits) }()

@@ -60,6 +60,12 @@ const (
 	kindUser   = "user"
 )
 
+// The channel names (SPEC §5): the names clients subscribe to, and the names of the
+// broker channels their messages travel on (the user channel per owner).
+func layoutChannel(id string) string  { return kindLayout + ":" + id }
+func widgetChannel(id string) string  { return kindWidget + ":" + id }
+func userChannel(owner string) string { return kindUser + ":" + owner }
+
 // parseChannel splits "layout:<id>", "widget:<id>" or "user".
 func parseChannel(ch string) (kind, id string, err error) {
 	if ch == kindUser {
@@ -75,26 +81,26 @@ func parseChannel(ch string) (kind, id string, err error) {
 // Outbound messages (SPEC §5, §9). Fields are omitted when empty so each type carries
 // only its own.
 type outbound struct {
-	ID        *int64           `json:"id,omitempty"`
-	Type      string           `json:"type"`
-	Channel   string           `json:"channel,omitempty"`
-	Client    string           `json:"client,omitempty"`
-	User      string           `json:"user,omitempty"`
-	Version   *int64           `json:"version,omitempty"`
-	Rebased   *bool            `json:"rebased,omitempty"`
-	Snapshot  *dsync.Layout    `json:"snapshot,omitempty"`
-	Reset     bool             `json:"reset,omitempty"`
-	Ops       *[]versionOps    `json:"ops,omitempty"`
-	Data      *json.RawMessage `json:"data,omitempty"`
-	Presence  any              `json:"presence,omitempty"`
-	Conflicts []dsync.Conflict `json:"conflicts,omitempty"`
-	Error     *errorBody       `json:"error,omitempty"`
-	Exp       string           `json:"exp,omitempty"`
-	Event     string           `json:"event,omitempty"`
-	Layout    any              `json:"layout,omitempty"`
-	Widget    any              `json:"widget,omitempty"`
-	Dashboard any              `json:"dashboard,omitempty"`
-	Counts    *presenceCounts  `json:"counts,omitempty"`
+	ID        *int64               `json:"id,omitempty"`
+	Type      string               `json:"type"`
+	Channel   string               `json:"channel,omitempty"`
+	Client    string               `json:"client,omitempty"`
+	User      string               `json:"user,omitempty"`
+	Version   *int64               `json:"version,omitempty"`
+	Rebased   *bool                `json:"rebased,omitempty"`
+	Snapshot  *dsync.Layout        `json:"snapshot,omitempty"`
+	Reset     bool                 `json:"reset,omitempty"`
+	Ops       *[]versionOps        `json:"ops,omitempty"`
+	Data      *json.RawMessage     `json:"data,omitempty"`
+	Presence  any                  `json:"presence,omitempty"`
+	Conflicts []dsync.Conflict     `json:"conflicts,omitempty"`
+	Error     *errorBody           `json:"error,omitempty"`
+	Exp       string               `json:"exp,omitempty"`
+	Event     string               `json:"event,omitempty"`
+	Layout    *dsync.LayoutSummary `json:"layout,omitempty"`
+	Widget    *dsync.Widget        `json:"widget,omitempty"`
+	Dashboard *dsync.Dashboard     `json:"dashboard,omitempty"`
+	Counts    *presenceCounts      `json:"counts,omitempty"`
 }
 
 // versionOps is one committed version in a resume reply.
@@ -136,7 +142,7 @@ func opFrame(layoutID string, c *dsync.Change) []byte {
 		Ops     []dsync.Op `json:"ops"`
 		Author  string     `json:"author"`
 		Client  string     `json:"client,omitempty"`
-	}{"op", kindLayout + ":" + layoutID, c.Version, c.Ops, c.Author, c.Client})
+	}{"op", layoutChannel(layoutID), c.Version, c.Ops, c.Author, c.Client})
 }
 
 func i64(v int64) *int64 { return &v }

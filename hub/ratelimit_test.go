@@ -45,7 +45,7 @@ var rateLimiters = []struct {
 // limitedHub starts a server whose hub spends budgets of l under limits.
 func limitedHub(t testing.TB, l ratelimit.Limiter, limits ratelimit.Limits) *testenv.Server {
 	t.Helper()
-	return testenv.New(t, testenv.Options{Hub: func(c *hub.Config) { c.Limiter, c.Limits = l, limits }})
+	return testenv.New(t, testenv.Options{Hub: func(c *hub.Config) { c.Limiter, c.MessageLimiter, c.Limits = l, l, limits }})
 }
 
 // rename is a forced edit of a layout's name: each one commits a version.

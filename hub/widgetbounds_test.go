@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testnet"
 	"github.com/dashsync/dashsync/internal/wsclient"
@@ -357,11 +356,13 @@ func (l *panickyLeases) Acquire(context.Context, string, time.Duration) (bool, e
 	panic(fmt.Sprintf("lease service bug on call %d", l.calls.Add(1)))
 }
 
+func (l *panickyLeases) Release(context.Context, string) error { return nil }
+
 func TestLiveRefresh_PanicInTheRefresherIsLoggedAndItGoesOn(t *testing.T) {
 	t.Parallel()
 	leases := &panickyLeases{}
 	s := testenv.New(t, testenv.Options{Sources: boundKinds{}, Fetchers: map[string]widgetdata.Fetcher{"test.tally": &tally{}},
-		Hub: func(c *hub.Config) { c.Leases = leases }})
+		Leases: leases})
 	w := createWidget(t, s, dsync.Source{Kind: "test.tally", RefreshSeconds: 1})
 	cl := s.Dial(t, "alice", nil)
 	if r := req(t, cl, map[string]any{"type": "subscribe", "channel": "widget:" + w.ID}); r.Type != "subscribed" {

@@ -118,7 +118,7 @@ func (s *Service) updateDashboard(ctx context.Context, t *tx, owner string, p Da
 	if err := t.PutDashboard(ctx, next); err != nil {
 		return Dashboard{}, fmt.Errorf("save dashboard: %w", err)
 	}
-	t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "dashboard.updated", Payload: next})
+	t.emit(UserEvent{Owner: owner, Name: EventDashboardUpdated, Dashboard: &next})
 	return next, nil
 }
 

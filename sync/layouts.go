@@ -47,7 +47,7 @@ func (s *Service) layoutKind() kind[Layout] {
 					return err
 				}
 			}
-			t.emit(Event{Owner: l.Owner, Channel: "layout:" + l.ID, Type: "op", Change: &c})
+			t.emit(LayoutCommitted{Owner: l.Owner, LayoutID: l.ID, Change: c})
 			return nil
 		},
 	}
@@ -173,7 +173,7 @@ func (s *Service) insertLayout(ctx context.Context, t *tx, owner string, l Layou
 	if err := t.CreateLayout(ctx, l, c); err != nil {
 		return Layout{}, fmt.Errorf("create layout: %w", err)
 	}
-	t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "layout.created", Payload: l.Summary()})
+	t.emit(userLayoutEvent(owner, EventLayoutCreated, l.Summary()))
 	return l, nil
 }
 
@@ -195,7 +195,7 @@ func (s *Service) EditLayout(ctx context.Context, owner, id string, e Edit) (Lay
 func (s *Service) editLayout(ctx context.Context, t *tx, owner, id string, e Edit) (Layout, Result, error) {
 	out, res, err := edit(ctx, s, t, s.layoutKind(), owner, id, e)
 	if err == nil && res.Committed && touchesName(e.Ops) {
-		t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "layout.updated", Payload: out.Summary()})
+		t.emit(userLayoutEvent(owner, EventLayoutUpdated, out.Summary()))
 	}
 	return out, res, err
 }
@@ -261,7 +261,7 @@ func (s *Service) DeleteLayout(ctx context.Context, owner, id, author string) er
 		if err := t.DeleteLayout(ctx, owner, id); err != nil {
 			return fmt.Errorf("delete layout %s: %w", id, err)
 		}
-		t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "layout.deleted", Payload: target.Summary()})
+		t.emit(userLayoutEvent(owner, EventLayoutDeleted, target.Summary()))
 		if target.IsDefault {
 			_, _, err := s.editLayout(ctx, t, owner, next.ID, defaultEdit(next.Version, true, author))
 			return err

@@ -48,6 +48,7 @@ func openPostgres(t testing.TB) dsync.Store {
 // fixture is a service with one user's layout placing two widgets.
 type fixture struct {
 	svc    *dsync.Service
+	store  dsync.Store
 	layout dsync.Layout
 	w1, w2 string
 }
@@ -70,7 +71,7 @@ func newFixture(t testing.TB, st dsync.Store, retention int) fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fixture{svc: svc, layout: l, w1: w1, w2: w2}
+	return fixture{svc: svc, store: st, layout: l, w1: w1, w2: w2}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -252,7 +253,7 @@ func TestEditRule(t *testing.T) {
 				if c.check != nil {
 					c.check(t, f, l)
 				}
-				assertLogMatches(t, f.svc.Store(), l)
+				assertLogMatches(t, f.store, l)
 			})
 		}
 	})

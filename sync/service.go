@@ -32,26 +32,6 @@ const inTxOverlapVersions = 16
 // commit whose answer was lost happened (SPEC §12).
 const DefaultResolveTimeout = 10 * time.Second
 
-// Event is what the pipeline announces after a commit. Channel is "layout:<id>",
-// "widget:<id>" or "user"; Type is "op" (a committed layout version), "widget" (a widget
-// definition changed) or "event" (a user-channel event named by Name).
-type Event struct {
-	Owner   string
-	Channel string
-	Type    string
-	Name    string
-	// Change is the committed version for Type "op".
-	Change *Change
-	// Payload is the event's object: a LayoutSummary, Widget or Dashboard.
-	Payload any
-}
-
-// Publisher is told of every commit, after it is durable. It must not block for long
-// and cannot fail an edit: deliveries are repaired from the op log.
-type Publisher interface {
-	Publish(ctx context.Context, ev Event)
-}
-
 // Options configure a Service. Zero values take the documented defaults.
 type Options struct {
 	// Now is the clock; default time.Now.
@@ -62,8 +42,8 @@ type Options struct {
 	Retention int
 	// Sources checks widget sources; default BasicSources (static and push).
 	Sources SourceChecker
-	// Publisher is told of commits; default none.
-	Publisher Publisher
+	// Announcer is told of commits; default none.
+	Announcer Announcer
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 	// SoleWriter says this service is the only writer of its store (one process owns
@@ -83,7 +63,7 @@ type Service struct {
 	newID     func() string
 	retention int64
 	sources   SourceChecker
-	pub       Publisher
+	announce  Announcer
 	log       *slog.Logger
 	widgets   *widgetCache // nil unless SoleWriter
 	resolve   time.Duration
@@ -92,7 +72,7 @@ type Service struct {
 // NewService returns a Service committing to store.
 func NewService(store Store, o Options) *Service {
 	s := &Service{store: guard(store), now: o.Now, newID: o.NewID, retention: int64(o.Retention),
-		sources: o.Sources, pub: o.Publisher, log: o.Logger, resolve: o.ResolveTimeout}
+		sources: o.Sources, announce: o.Announcer, log: o.Logger, resolve: o.ResolveTimeout}
 	if s.resolve <= 0 {
 		s.resolve = DefaultResolveTimeout
 	}
@@ -117,20 +97,8 @@ func NewService(store Store, o Options) *Service {
 	return s
 }
 
-// SetPublisher sets who is told of commits. It is for wiring, where the publisher
-// (the hub) needs the service first; call it before the service is in use.
-func (s *Service) SetPublisher(p Publisher) { s.pub = p }
-
-// Publish hands ev to the service's publisher (none set: dropped). Producers of events
-// outside the pipeline (widget data) announce through it, so one publisher is wired.
-func (s *Service) Publish(ctx context.Context, ev Event) {
-	if s.pub != nil {
-		s.pub.Publish(ctx, ev)
-	}
-}
-
-// Store returns the store the service commits to.
-func (s *Service) Store() Store { return s.store }
+// Ping reports whether the store answers: the readiness check of SPEC §8.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // Edit is a change to a layout or widget: ops against a base version.
 type Edit struct {
@@ -240,7 +208,9 @@ func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 			if s.widgets != nil {
 				s.widgets.committed(ev, gen)
 			}
-			s.Publish(ctx, ev)
+			if s.announce != nil {
+				s.announce.Announce(ctx, ev)
+			}
 		}
 		return nil
 	}

@@ -131,14 +131,16 @@ func (c *widgetCache) stats() (widgets, bytes int) {
 // committed keeps the cache current with the events of a transaction committed in
 // generation gen.
 func (c *widgetCache) committed(ev Event, gen uint64) {
-	w, ok := ev.Payload.(Widget)
-	if !ok {
-		return
-	}
-	switch {
-	case ev.Type == "widget", ev.Name == "widget.created":
-		c.put(w, gen)
-	case ev.Name == "widget.deleted":
-		c.remove(w.Owner, w.ID)
+	switch ev := ev.(type) {
+	case WidgetChanged:
+		c.put(ev.Widget, gen)
+	case UserEvent:
+		switch {
+		case ev.Widget == nil:
+		case ev.Name == EventWidgetCreated:
+			c.put(*ev.Widget, gen)
+		case ev.Name == EventWidgetDeleted:
+			c.remove(ev.Widget.Owner, ev.Widget.ID)
+		}
 	}
 }

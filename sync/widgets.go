@@ -48,7 +48,7 @@ func (s *Service) widgetKind() kind[Widget] {
 					return err
 				}
 			}
-			t.emit(Event{Owner: w.Owner, Channel: "widget:" + w.ID, Type: "widget", Payload: w})
+			t.emit(WidgetChanged{Widget: w})
 			return nil
 		},
 	}
@@ -170,7 +170,7 @@ func (s *Service) insertWidget(ctx context.Context, t *tx, owner string, w Widge
 	if err := t.CreateWidget(ctx, w, c); err != nil {
 		return Widget{}, fmt.Errorf("create widget: %w", err)
 	}
-	t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "widget.created", Payload: w})
+	t.emit(userWidgetEvent(owner, EventWidgetCreated, w))
 	return w, nil
 }
 
@@ -231,7 +231,7 @@ func (s *Service) RemoveWidget(ctx context.Context, owner, id, author string) er
 		if err := t.DeleteWidget(ctx, owner, id); err != nil {
 			return fmt.Errorf("delete widget %s: %w", id, err)
 		}
-		t.emit(Event{Owner: owner, Channel: "user", Type: "event", Name: "widget.deleted", Payload: w})
+		t.emit(userWidgetEvent(owner, EventWidgetDeleted, w))
 		return nil
 	})
 }

@@ -101,17 +101,19 @@ func TestGet_PanickingSourceIsSourceFailedNeverACrash(t *testing.T) {
 	}
 }
 
-// panickingPublisher panics when told of new data: a panic in the fetch, outside the
+// panickingAnnouncer panics when told of new data: a panic in the fetch, outside the
 // source, inside singleflight's callback.
-type panickingPublisher struct{}
+type panickingAnnouncer struct{}
 
-func (panickingPublisher) Publish(context.Context, dsync.Event) { panic("publisher exploded") }
+func (panickingAnnouncer) AnnounceData(context.Context, widgetdata.DataChanged) {
+	panic("announcer exploded")
+}
 
 func TestGet_PanicAnywhereInTheFetchIsSourceFailed(t *testing.T) {
 	clk := &clock{t: time.Unix(1_700_000_000, 0)}
 	cache := memory.NewCache(0, clk.Now)
 	s := widgetdata.New(cache, widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test": &counting{}},
-		Now: clk.Now, Publisher: panickingPublisher{}, Logger: slog.New(slog.DiscardHandler)})
+		Now: clk.Now, Announcer: panickingAnnouncer{}, Logger: slog.New(slog.DiscardHandler)})
 	for _, id := range []string{"w1", "w2"} {
 		if _, err := s.Get(context.Background(), widget(id, "test"), false); dsync.ErrorCode(err) != dsync.CodeSourceFailed {
 			t.Fatalf("widget %s: got %v, want source_failed", id, err)

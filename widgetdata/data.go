@@ -62,9 +62,11 @@ type Options struct {
 	// not answered by then is left to finish on its own, and the widget's fetches fail
 	// at once until it has.
 	FetchTimeout time.Duration
-	// Publisher is told of every new data (pushed or fetched) as a "data" event on
-	// the widget's channel; nil: nobody.
-	Publisher dsync.Publisher
+	// Announcer is told of every new data (pushed or fetched); nil: nobody.
+	Announcer Announcer
+	// Widgets reads the widget definitions the live refresher follows (a
+	// *dsync.Service). Required by Follow.
+	Widgets Widgets
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Metrics counts cache hits, misses and stale answers; nil: none.
@@ -91,6 +93,8 @@ type Service struct {
 	cache Cache
 	o     Options
 	group singleflight.Group
+
+	refresh refreshers
 
 	mu sync.Mutex
 	// calling holds the widgets (by cache key) whose source is being called. A call
@@ -119,7 +123,9 @@ func New(cache Cache, o Options) *Service {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Service{cache: cache, o: o, calling: map[string]struct{}{}}
+	s := &Service{cache: cache, o: o, calling: map[string]struct{}{}}
+	s.refresh.init()
+	return s
 }
 
 // MaxBatch is the most widgets one batch may ask for.
@@ -433,8 +439,8 @@ func (s *Service) store(ctx context.Context, w dsync.Widget, raw json.RawMessage
 	if err := s.cache.Set(ctx, key(w), b, keep); err != nil {
 		return dsync.WidgetData{}, dsync.Unavailable(fmt.Errorf("write cache: %w", err))
 	}
-	if s.o.Publisher != nil {
-		s.o.Publisher.Publish(ctx, dsync.Event{Owner: w.Owner, Channel: "widget:" + w.ID, Type: "data", Payload: d})
+	if s.o.Announcer != nil {
+		s.o.Announcer.AnnounceData(ctx, DataChanged{Owner: w.Owner, WidgetID: w.ID, Data: d})
 	}
 	return d, nil
 }

@@ -6,19 +6,20 @@ import "github.com/prometheus/client_golang/prometheus"
 // from the cache (hits) or not found there unexpired (misses; a fetch follows for
 // fetched kinds), and last good copies served after a failed fetch (stale). Reads with
 // refresh=true count as neither, whether they fetch or are answered with a fetch less
-// than MinFetchInterval old.
+// than MinFetchInterval old. Refreshes counts the live refreshes this instance fetched.
 type Metrics struct {
-	hits, misses, stale prometheus.Counter
+	hits, misses, stale, refreshes prometheus.Counter
 }
 
 // NewMetrics registers the cache metrics with r.
 func NewMetrics(r prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		hits:   prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_data_cache_hits_total", Help: "Widget data reads served from the cache."}),
-		misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_data_cache_misses_total", Help: "Widget data reads that found nothing cached."}),
-		stale:  prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_data_stale_total", Help: "Last good copies served, marked stale, after a failed fetch."}),
+		hits:      prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_data_cache_hits_total", Help: "Widget data reads served from the cache."}),
+		misses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_data_cache_misses_total", Help: "Widget data reads that found nothing cached."}),
+		stale:     prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_data_stale_total", Help: "Last good copies served, marked stale, after a failed fetch."}),
+		refreshes: prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_refreshes_total", Help: "Live widget refreshes this instance fetched."}),
 	}
-	for _, c := range []prometheus.Collector{m.hits, m.misses, m.stale} {
+	for _, c := range []prometheus.Collector{m.hits, m.misses, m.stale, m.refreshes} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}
@@ -39,5 +40,11 @@ func (m *Metrics) read(hit bool) {
 func (m *Metrics) servedStale() {
 	if m != nil {
 		m.stale.Inc()
+	}
+}
+
+func (m *Metrics) refreshed() {
+	if m != nil {
+		m.refreshes.Inc()
 	}
 }

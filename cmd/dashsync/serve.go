@@ -17,18 +17,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/dashsync/dashsync/api"
-	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/app"
 	"github.com/dashsync/dashsync/ratelimit"
-	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
-	"github.com/dashsync/dashsync/store/redis"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/web"
-	"github.com/dashsync/dashsync/widgetdata"
 )
 
 // sqliteFile is the embedded database's file name in the data dir.
@@ -133,64 +129,47 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 
 	registry := prometheus.NewRegistry()
 	registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	shared, err := openShared(ctx, c.RedisURL, c.RedisPrefix, c.CacheBytes, log)
+	shared, err := openShared(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	defer shared.close()
+	defer shared.Close()
 	sources, dataMetrics, err := openSources(c.SourceAllow, registry, log)
 	if err != nil {
 		return err
 	}
 	defer sources.Close()
-	// The embedded store belongs to this process alone: nothing else writes to it.
-	svc := dsync.NewService(store, dsync.Options{Logger: log, Sources: sources, SoleWriter: c.DatabaseURL == ""})
-	dataOpts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: sources.Fetchers(), Metrics: dataMetrics,
-		FetchLimiter: shared.limiter, FetchRate: fetchLimit(c.RateFetch)}
-	var leases hub.Leaser
-	if shared.leases != nil {
-		dataOpts.Leases, leases = shared.leases, shared.leases
-	}
-	data := widgetdata.New(shared.cache, dataOpts)
-	limits := ratelimit.Limits{
-		REST: ratelimit.PerSecond(c.RateREST), Messages: ratelimit.PerSecond(c.RateWS), Edits: ratelimit.PerSecond(c.RateEdits),
-	}
-	h, err := hub.New(ctx, hub.Config{
-		Service: svc, Data: data, Broker: shared.broker, Presence: shared.presence, Leases: leases, Logger: log, Registry: registry,
-		MaxConnsPerUser: c.MaxConnsPerUser, Slots: shared.slots,
-		Verify: func(tok string) (hub.Identity, error) {
-			user, exp, err := api.VerifyToken(secret, tok, time.Now())
-			return hub.Identity{User: user, Exp: exp}, err
+	a, err := app.New(ctx, app.Config{
+		Store: store,
+		// The embedded store belongs to this process alone: nothing else writes to it.
+		SoleWriter:  c.DatabaseURL == "",
+		Shared:      shared,
+		Secret:      secret,
+		Sources:     sources,
+		Fetchers:    sources.Fetchers(),
+		DataMetrics: dataMetrics,
+		Limits: ratelimit.Limits{
+			REST: ratelimit.PerSecond(c.RateREST), Messages: ratelimit.PerSecond(c.RateWS), Edits: ratelimit.PerSecond(c.RateEdits),
 		},
-		// A connection lives on this instance: its message budget needs no Redis.
-		Limiter: shared.limiter, MessageLimiter: memory.NewLimiter(memory.LimiterOptions{}), Limits: limits,
+		FetchRate:       fetchLimit(c.RateFetch),
+		MaxConnsPerUser: c.MaxConnsPerUser,
+		AllowedOrigins:  c.AllowedOrigins,
+		ReadTimeout:     c.ReadTimeout,
+		Web:             web.FS(),
+		DevTokens:       c.Dev, // the demo page signs in as /?user=NAME
+		Logger:          log,
+		Registry:        registry,
 	})
 	if err != nil {
 		return err
 	}
-	svc.SetPublisher(h)
-	handler := api.New(api.Config{
-		Service:        svc,
-		Data:           data,
-		Hub:            h,
-		JWTSecret:      secret,
-		Logger:         log,
-		Registry:       registry,
-		Checks:         shared.checks,
-		AllowedOrigins: c.AllowedOrigins,
-		ReadTimeout:    c.ReadTimeout,
-		Limiter:        shared.limiter,
-		Limits:         limits,
-		Web:            web.FS(),
-		DevTokens:      c.Dev, // the demo page signs in as /?user=NAME
-	})
 
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	srv := &http.Server{
-		Handler:           handler,
+		Handler:           a.Handler,
 		ReadHeaderTimeout: c.ReadTimeout, // and the API bounds the body by it too
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
@@ -222,7 +201,7 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	defer cancel()
 	// WebSockets first: no new upgrades, in-flight edits commit, then every
 	// connection is closed with 1001 (its clients reconnect and resume elsewhere).
-	if err := h.Shutdown(sctx); err != nil {
+	if err := a.Shutdown(sctx); err != nil {
 		log.Warn("websocket shutdown did not finish in time", "err", err)
 	}
 	if err := srv.Shutdown(sctx); err != nil {
@@ -250,26 +229,6 @@ func displayAddr(a net.Addr) string {
 	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
 }
 
-// sharedBackends are what the instances of one cluster share: in-process in embedded
-// mode, on one Redis client with --redis-url.
-type sharedBackends struct {
-	broker   hub.Broker
-	presence hub.Presence
-	// slots count each user's WebSocket connections, across instances with Redis.
-	slots hub.ConnSlots
-	// limiter keeps the per-user rate-limit budgets (REST requests, edits).
-	limiter ratelimit.Limiter
-	checks  []api.Check
-	close   func()
-
-	// cache keeps widget data: in-process, or Redis keys every instance sees (so a
-	// clear takes effect on all of them at once).
-	cache widgetdata.Cache
-	// leases make one fetch per widget per cluster and one live refresher per widget;
-	// nil in embedded mode, where there is one instance.
-	leases *redis.Leases
-}
-
 // fetchLimit is the per-user fetch budget of --rate-fetch: rate a second, a burst of
 // the rate rounded up (a second's worth); 0 or less is unlimited.
 func fetchLimit(rate float64) ratelimit.Limit {
@@ -279,45 +238,13 @@ func fetchLimit(rate float64) ratelimit.Limit {
 	return ratelimit.Limit{Rate: rate, Burst: int(min(math.Ceil(rate), math.MaxInt32))}
 }
 
-// openShared returns the in-process broker, presence, rate limiter and widget-data
-// cache, or with a Redis URL the Redis ones on one client, and the Redis readiness
-// check. Redis being down at start is not fatal: the instance serves its own sockets
-// and catches up when Redis is back, and rate limits fail open meanwhile.
-func openShared(ctx context.Context, redisURL, prefix string, cacheBytes int64, log *slog.Logger) (sharedBackends, error) {
-	if redisURL == "" {
-		b := memory.NewBroker()
-		cache := memory.NewCache(cacheBytes, nil)
-		return sharedBackends{broker: b, presence: memory.NewPresence(0, nil), slots: memory.NewConnSlots(0, nil), cache: cache,
-			limiter: memory.NewLimiter(memory.LimiterOptions{}), close: func() { _ = b.Close(); _ = cache.Close() }}, nil
+// openShared returns the in-process backends, or with --redis-url the Redis ones on
+// one client.
+func openShared(ctx context.Context, c serveConfig, log *slog.Logger) (app.Shared, error) {
+	if c.RedisURL == "" {
+		return app.Embedded(c.CacheBytes), nil
 	}
-	opt, err := goredis.ParseURL(redisURL)
-	if err != nil {
-		return sharedBackends{}, fmt.Errorf("--redis-url: %w", err)
-	}
-	// Without it, go-redis waits out ReadTimeout on a Redis that stopped answering,
-	// whatever the context says, and a hung Redis would hold edits' acknowledgements
-	// far past the broker's publish timeout (SPEC §12).
-	opt.ContextTimeoutEnabled = true
-	rdb := goredis.NewClient(opt)
-	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	defer cancel()
-	if err := rdb.Ping(pctx).Err(); err != nil {
-		log.Warn("redis does not answer; serving local connections until it does", "addr", opt.Addr, "err", err)
-	} else {
-		log.Info("redis connected", "addr", opt.Addr)
-	}
-	b := redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: log})
-	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
-	return sharedBackends{
-		broker:   b,
-		presence: redis.NewPresence(rdb, prefix, 0),
-		slots:    redis.NewConnSlots(rdb, prefix, 0),
-		limiter:  redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}),
-		cache:    redis.NewCache(rdb, prefix),
-		leases:   redis.NewLeases(rdb, prefix, instanceID()),
-		checks:   []api.Check{check},
-		close:    func() { _ = b.Close(); _ = rdb.Close() },
-	}, nil
+	return app.OpenRedis(ctx, c.RedisURL, c.RedisPrefix, instanceID(), log)
 }
 
 // instanceID names this process in the leases it takes.

@@ -1,7 +1,7 @@
 // Package testenv starts real dashsync servers for tests: a store (SQLite in a temp dir
-// or a fresh Postgres database), the service, the widget data service, the hub on a
-// broker, and the API on an httptest server on loopback, wired as cmd/dashsync wires
-// them. Several servers can share one store and one broker bus to play instances.
+// or a fresh Postgres database) and the server app.New builds on it — the wiring
+// cmd/dashsync runs — on an httptest server on loopback. Several servers can share one
+// store and one broker bus to play instances.
 package testenv
 
 import (
@@ -17,17 +17,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/app"
+	"github.com/dashsync/dashsync/ratelimit"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/internal/testredis"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/postgres"
-	"github.com/dashsync/dashsync/store/redis"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
@@ -98,10 +98,10 @@ type Options struct {
 	Data func(*widgetdata.Options)
 	// Leases make one fetch and one live refresher per widget across instances;
 	// nil: this instance alone decides.
-	Leases interface {
-		hub.Leaser
-		widgetdata.Leases
-	}
+	Leases widgetdata.Leases
+	// Limiter keeps the rate-limit budgets; default an in-process one of its own.
+	// Budgets are Hub's and API's Limits (none by default).
+	Limiter ratelimit.Limiter
 }
 
 // Server is a running dashsync server.
@@ -130,48 +130,36 @@ func New(t testing.TB, o Options) *Server {
 	if o.Presence == nil {
 		o.Presence = memory.NewPresence(0, nil)
 	}
-	log := slog.New(slog.DiscardHandler)
-	reg := prometheus.NewRegistry()
-	svc := dsync.NewService(st, dsync.Options{Retention: o.Retention, Logger: log, Sources: o.Sources})
 	var cache widgetdata.Cache = o.Cache
 	if cache == nil {
 		mc := memory.NewCache(0, nil)
 		t.Cleanup(func() { _ = mc.Close() })
 		cache = mc
 	}
-	dopts := widgetdata.Options{Logger: log, Publisher: svc, Fetchers: o.Fetchers}
-	if o.Leases != nil {
-		dopts.Leases = o.Leases
+	if o.Limiter == nil {
+		o.Limiter = memory.NewLimiter(memory.LimiterOptions{})
 	}
-	if o.Data != nil {
-		o.Data(&dopts)
-	}
-	data := widgetdata.New(cache, dopts)
-	hcfg := hub.Config{Service: svc, Data: data, Broker: o.Broker, Presence: o.Presence, Leases: o.Leases, Logger: log, Registry: reg,
-		Verify: func(tok string) (hub.Identity, error) {
-			u, exp, err := api.VerifyToken(Secret, tok, time.Now())
-			return hub.Identity{User: u, Exp: exp}, err
-		}}
-	if o.Hub != nil {
-		o.Hub(&hcfg)
-	}
-	h, err := hub.New(context.Background(), hcfg)
+	a, err := app.New(context.Background(), app.Config{
+		Store: st,
+		// A store this server opened for itself is its own, as serve's embedded one is.
+		SoleWriter: o.Store == nil && o.Backend == "sqlite",
+		Shared: app.Shared{Broker: o.Broker, Presence: o.Presence, Slots: memory.NewConnSlots(0, nil),
+			Limiter: o.Limiter, Cache: cache, Leases: o.Leases},
+		Secret: Secret, Sources: o.Sources, Fetchers: o.Fetchers, Retention: o.Retention,
+		Data: o.Data, Hub: o.Hub, API: o.API,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.SetPublisher(h)
-	acfg := api.Config{Service: svc, Data: data, Hub: h, JWTSecret: Secret, Logger: log, Registry: reg}
-	if o.API != nil {
-		o.API(&acfg)
-	}
-	srv := httptest.NewServer(api.New(acfg))
+	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		_ = h.Shutdown(ctx)
+		_ = a.Shutdown(ctx)
 		srv.Close()
 		_ = o.Broker.Close()
 	})
+	h, svc := a.Hub, a.Service
 	return &Server{URL: srv.URL, WSURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/ws",
 		Store: st, Service: svc, Hub: h, HTTP: srv}
 }
@@ -218,9 +206,8 @@ func RedisWithCheck(t testing.TB, url, prefix string) (hub.Broker, hub.Presence,
 	}
 	rdb := goredis.NewClient(opt)
 	t.Cleanup(func() { _ = rdb.Close() })
-	check := api.Check{Name: "redis", Check: func(ctx context.Context) error { return rdb.Ping(ctx).Err() }}
-	return redis.NewBroker(rdb, redis.BrokerOptions{Prefix: prefix, Logger: slog.New(slog.DiscardHandler)}),
-		redis.NewPresence(rdb, prefix, 0), check
+	sh := app.OnRedis(rdb, prefix, "test", slog.New(slog.DiscardHandler))
+	return sh.Broker, sh.Presence, sh.Checks[0]
 }
 
 // REST sends one request as user (body, when not nil, as JSON) and returns the status
