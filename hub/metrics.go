@@ -16,7 +16,6 @@ type metrics struct {
 	losses        prometheus.Counter
 	publishErrors prometheus.Counter
 	tooBig        prometheus.Counter
-	refreshes     prometheus.Counter
 	limited       *prometheus.CounterVec
 	limiterErrors prometheus.Counter
 }
@@ -36,13 +35,12 @@ func newMetrics(r prometheus.Registerer) (*metrics, error) {
 		losses:        prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_broker_losses_total", Help: "Times the broker reported possible message loss."}),
 		publishErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_broker_publish_errors_total", Help: "Failed broker publishes."}),
 		tooBig:        prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_ws_frames_too_big_total", Help: "Connections closed with 1009 for a frame over the read limit."}),
-		refreshes:     prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_widget_refreshes_total", Help: "Live widget refreshes this instance fetched."}),
 		limited:       prometheus.NewCounterVec(prometheus.CounterOpts{Name: "dashsync_ws_rate_limited_total", Help: "Client messages refused by a rate limit, by budget (messages, edit)."}, []string{"budget"}),
 		limiterErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "dashsync_ws_rate_limiter_errors_total", Help: "Rate limiter failures (Redis unreachable, say); the message was allowed."}),
 	}
 	for _, c := range []prometheus.Collector{m.connections, m.subscriptions, m.messagesIn, m.messagesOut, m.frames,
 		m.deliveries, m.edits, m.queueDrops, m.gapFills, m.duplicates, m.losses, m.publishErrors, m.tooBig,
-		m.limited, m.limiterErrors, m.refreshes} {
+		m.limited, m.limiterErrors} {
 		if err := r.Register(c); err != nil {
 			return nil, err
 		}
