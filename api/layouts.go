@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"github.com/dashsync/dashsync/wire"
 	"net/http"
 	"strconv"
 
@@ -135,7 +136,7 @@ type bulkResult struct {
 	ID        string           `json:"id"`
 	Status    int              `json:"status"`
 	Layout    *layoutReply     `json:"layout,omitempty"`
-	Error     *errorObject     `json:"error,omitempty"`
+	Error     *wire.Error      `json:"error,omitempty"`
 	Current   any              `json:"current,omitempty"`
 	Conflicts []dsync.Conflict `json:"conflicts,omitzero"`
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/dashsync/dashsync/wire"
 	"net/http"
 	"strings"
 
@@ -97,9 +98,9 @@ type widgetWithData struct {
 // batchResult is one id's outcome in a batch: its status and either its data (null
 // when it has none yet) or its error.
 type batchResult struct {
-	Status int          `json:"status"`
-	Data   any          `json:"data,omitempty"` // a *dsync.WidgetData, null when nil
-	Error  *errorObject `json:"error,omitempty"`
+	Status int         `json:"status"`
+	Data   any         `json:"data,omitempty"` // a *dsync.WidgetData, null when nil
+	Error  *wire.Error `json:"error,omitempty"`
 }
 
 type batchReply struct {

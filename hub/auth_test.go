@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/dashsync/dashsync/api"
-	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/wsclient"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // mintAt signs a token for user issued at now, and returns it with the expiry the
@@ -81,7 +81,7 @@ func TestTokenExpiry_Closes4001(t *testing.T) {
 	if closedAt.Before(exp) {
 		t.Fatalf("the connection was closed at %v, before its token's exp %v", closedAt, exp)
 	}
-	if got := expiring.CloseStatus(); got != hub.CloseTokenExpired {
+	if got := expiring.CloseStatus(); got != wire.CloseTokenExpired {
 		t.Fatalf("close status: got %v (%v), want 4001", got, expiring.Err())
 	}
 

@@ -14,6 +14,7 @@ import (
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/wsclient"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // scrapeCounter reads one unlabelled counter or gauge from the server's /metrics.
@@ -169,7 +170,7 @@ func TestSlowConsumer_ClosedWith1013OthersKeepPace(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the slow tab was not closed after it resumed reading")
 	}
-	if got := slow.CloseStatus(); got != hub.CloseTryAgainLater {
+	if got := slow.CloseStatus(); got != wire.CloseTryAgainLater {
 		t.Fatalf("slow tab close status: got %v (%v), want 1013", got, slow.Err())
 	}
 	// What it did get was in order, with no gaps, and ended before the head.

@@ -12,6 +12,7 @@ import (
 	"github.com/coder/websocket"
 
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // conn is one WebSocket connection. Its read loop handles client messages one at a
@@ -67,7 +68,7 @@ func (c *conn) enqueue(b []byte) {
 	case <-c.closing:
 	default:
 		c.h.m.queueDrops.Inc()
-		c.close(CloseTryAgainLater, "send queue full: resume with since", false)
+		c.closeFor(dsync.CodeRateLimited, "send queue full: resume with since", false)
 	}
 }
 
@@ -78,6 +79,15 @@ func (c *conn) close(code websocket.StatusCode, reason string, flush bool) {
 		c.closeCode, c.closeMsg, c.flush = code, reason, flush
 		close(c.closing)
 	})
+}
+
+// closeFor closes the connection with the close code the error table gives code.
+func (c *conn) closeFor(code dsync.Code, reason string, flush bool) {
+	sc, ok := wire.CloseCode(code)
+	if !ok {
+		sc = websocket.StatusInternalError
+	}
+	c.close(sc, reason, flush)
 }
 
 // run serves the connection until it closes.
@@ -112,7 +122,7 @@ func (c *conn) armExpiry() {
 	}
 	d := c.exp.Sub(c.h.cfg.Now())
 	c.timer = time.AfterFunc(max(d, 0), func() {
-		c.close(CloseTokenExpired, "token expired", true)
+		c.closeFor(dsync.CodeUnauthorized, "token expired", true)
 	})
 }
 
@@ -153,13 +163,14 @@ func (c *conn) handleApart(ctx context.Context, b []byte) {
 
 func (c *conn) reply(m outbound) { c.enqueue(encode(m)) }
 
+// replyError answers a message with err, as the error table describes it (the REST
+// answers' table), logging what the client must not see.
 func (c *conn) replyError(id *int64, err error) {
-	var e *dsync.Error
-	if !errors.As(err, &e) {
-		c.h.log.Error("websocket request failed", "client", c.id, "user", c.uid, "err", err)
-		e = dsync.Errorf(dsync.CodeInternal, "internal error")
+	r := wire.Describe(err)
+	if !r.Quiet {
+		c.h.log.Log(context.Background(), r.Log, "websocket request failed", "client", c.id, "user", c.uid, "id", id, "err", r.Cause)
 	}
-	c.reply(outbound{ID: id, Type: "error", Error: &errorBody{Code: e.Code, Message: e.Message, Details: e.Details, RetryAfterMs: e.RetryAfterMs, Outcome: e.Outcome}})
+	c.reply(outbound{ID: id, Type: "error", Error: &r.Error})
 }
 
 // handle answers one client message. Every message spends one of the connection's
@@ -446,7 +457,7 @@ func (c *conn) auth(m inbound) error {
 	}
 	if id.User != c.uid {
 		c.replyError(m.ID, dsync.Errorf(dsync.CodeForbidden, "the token is for another user"))
-		c.close(CloseForbidden, "token for another user", true)
+		c.closeFor(dsync.CodeForbidden, "token for another user", true)
 		return nil
 	}
 	c.mu.Lock()

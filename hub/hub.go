@@ -19,6 +19,7 @@ import (
 
 	"github.com/dashsync/dashsync/ratelimit"
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // Identity is who a connection acts for, and until when its token is good.
@@ -91,16 +92,6 @@ type Config struct {
 	// SlotTimeout bounds each call to Slots; default DefaultSlotTimeout (500 ms).
 	SlotTimeout time.Duration
 }
-
-// Close codes (SPEC §5, §9). 1001, 1009 and 1013 mean "reconnect and resume"; 4001 and
-// 4003 mean "get a new token first".
-const (
-	CloseGoingAway     = websocket.StatusGoingAway
-	CloseTooBig        = websocket.StatusMessageTooBig
-	CloseTryAgainLater = websocket.StatusTryAgainLater
-	CloseTokenExpired  = websocket.StatusCode(4001)
-	CloseForbidden     = websocket.StatusCode(4003)
-)
 
 // Hub fans committed changes out to WebSocket subscribers: what its Announcer is told
 // goes out on the broker, and what the broker delivers (it is the broker's Handler)
@@ -316,7 +307,7 @@ func (h *Hub) ServeWS(w http.ResponseWriter, r *http.Request, id Identity) error
 		h.mu.Unlock()
 		h.release(id.User, client)
 		h.connsWG.Done()
-		_ = ws.Close(CloseGoingAway, "server shutting down")
+		_ = ws.Close(wire.CloseGoingAway, "server shutting down")
 		return nil
 	}
 	h.conns[c] = struct{}{}
@@ -388,7 +379,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	for _, c := range conns {
-		c.close(CloseGoingAway, "server shutting down", true)
+		c.closeFor(dsync.CodeUnavailable, "server shutting down", true)
 	}
 	done := make(chan struct{})
 	go func() { h.connsWG.Wait(); close(done) }()

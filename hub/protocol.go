@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dashsync/dashsync/wire"
 	"strings"
 
 	dsync "github.com/dashsync/dashsync/sync"
@@ -94,7 +95,7 @@ type outbound struct {
 	Data      *json.RawMessage     `json:"data,omitempty"`
 	Presence  any                  `json:"presence,omitempty"`
 	Conflicts []dsync.Conflict     `json:"conflicts,omitempty"`
-	Error     *errorBody           `json:"error,omitempty"`
+	Error     *wire.Error          `json:"error,omitempty"`
 	Exp       string               `json:"exp,omitempty"`
 	Event     string               `json:"event,omitempty"`
 	Layout    *dsync.LayoutSummary `json:"layout,omitempty"`
@@ -109,14 +110,6 @@ type versionOps struct {
 	Ops     []dsync.Op `json:"ops"`
 	Author  string     `json:"author"`
 	Client  string     `json:"client,omitempty"`
-}
-
-type errorBody struct {
-	Code         dsync.Code         `json:"code"`
-	Message      string             `json:"message"`
-	Details      []dsync.FieldError `json:"details,omitempty"`
-	RetryAfterMs int64              `json:"retryAfterMs,omitempty"`
-	Outcome      string             `json:"outcome,omitempty"`
 }
 
 type presenceCounts struct {
