@@ -7,7 +7,7 @@ import (
 
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/store/postgres"
-	"github.com/dashsync/dashsync/store/storetest"
+	"github.com/dashsync/dashsync/sync/storetest"
 	dsync "github.com/dashsync/dashsync/sync"
 )
 

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/dashsync/dashsync/store/sqlite"
-	"github.com/dashsync/dashsync/store/storetest"
+	"github.com/dashsync/dashsync/sync/storetest"
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
