@@ -262,11 +262,32 @@ func (s *Service) cached(ctx context.Context, w dsync.Widget) (*dsync.WidgetData
 	return &d, nil
 }
 
-// Leases are cluster-wide try-locks with a time to live (a Redis SET NX PX).
+// Leases are cluster-wide try-locks with a time to live. Implementations: store/redis
+// (SET NX PX) and store/memory (one process's); every one passes the suite in
+// widgetdata/leasetest.
+//
+// A lease is held by an instance, not by a call: store/redis instances are told apart
+// by the id they are made with, and one store/memory Leases is one instance, so a key
+// any of its callers took is held by all of them and any caller's Release frees it.
+// Callers within one instance that must exclude each other do so themselves (Service:
+// singleflight). A lease is held from the Acquire that took it until its ttl passes or
+// its instance releases it, whichever is first; a holder is not told when its ttl has
+// passed, so work under a lease must fit its ttl or bear a second holder.
+//
+// A call made with a done ctx returns the ctx's error and changes nothing. Any other
+// error is the backend's: a failed Acquire may or may not have taken key (the reply
+// was lost), a failed Release may have left it held until its ttl. Callers treat an
+// error as "no lease service" and go on without the lease (fetchOnce fetches; the
+// live refresher refreshes).
 type Leases interface {
-	// Acquire takes key for ttl and reports whether this caller got it.
+	// Acquire takes key for ttl unless an instance holds it, and reports whether it
+	// did. A held key is refused (false, nil) whoever holds it, this instance included,
+	// and its ttl is left as it was: Acquire never renews a lease. A ttl ≤ 0 is an
+	// error and takes nothing.
 	Acquire(ctx context.Context, key string, ttl time.Duration) (bool, error)
-	// Release gives key back early if this caller still holds it.
+	// Release frees key at once, for any instance to take, if this instance holds it.
+	// A key it does not hold (never taken, released, expired, or taken since by another
+	// instance) is left as it is, and that is not an error.
 	Release(ctx context.Context, key string) error
 }
 

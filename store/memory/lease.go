@@ -2,11 +2,19 @@ package memory
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
+
+	"github.com/dashsync/dashsync/widgetdata"
 )
 
-// Leases are the in-process try-locks with a time to live of the embedded default.
+var _ widgetdata.Leases = (*Leases)(nil)
+
+// Leases are the in-process widgetdata.Leases: try-locks with a time to live, in a map.
+// One Leases is one instance (one process): a key taken by any of its callers is held
+// by all of them, and any caller's Release frees it. Callers within the process that
+// must exclude each other do so themselves (widgetdata.Service: singleflight).
 type Leases struct {
 	now func() time.Time
 
@@ -22,10 +30,14 @@ func NewLeases(now func() time.Time) *Leases {
 	return &Leases{now: now, held: map[string]time.Time{}}
 }
 
-// Acquire takes key for ttl and reports whether this caller got it.
+// Acquire implements widgetdata.Leases: it takes key for ttl unless key is held, and
+// reports whether it did.
 func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, err
+	}
+	if ttl <= 0 {
+		return false, fmt.Errorf("memory leases: acquire %q: ttl %v is not positive", key, ttl)
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -42,7 +54,8 @@ func (l *Leases) Acquire(ctx context.Context, key string, ttl time.Duration) (bo
 	return true, nil
 }
 
-// Release gives key back before its time is up.
+// Release implements widgetdata.Leases: it frees key before its time is up (this
+// instance holds every key that is held at all).
 func (l *Leases) Release(ctx context.Context, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err
