@@ -95,20 +95,14 @@ func openStore(ctx context.Context, c storeConfig) (dsync.Store, string, error) 
 	return s, "sqlite " + path, nil
 }
 
-// serve runs the server until ctx is cancelled, then shuts it down: it stops
-// accepting, waits up to the shutdown timeout for requests in flight, and closes
-// the store.
+// serve builds the server from c (the secret, the store, the shared backends, the
+// widget sources, and the app on them), runs it until ctx is cancelled, and then
+// closes what it opened, the store last.
 func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err error) {
 	log := newLogger(stderr, c.LogFormat, c.LogLevel)
-	secret, generated, err := jwtSecret(c.JWTSecret, c.Dev, c.DataDir)
+	secret, err := loadSecret(c, log)
 	if err != nil {
 		return err
-	}
-	if generated {
-		log.Info("generated a JWT secret for --dev", "file", filepath.Join(c.DataDir, devSecretFile))
-	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		log.Warn("the JWT secret is shorter than 32 bytes: tokens are easier to forge")
 	}
 
 	store, where, err := openStore(ctx, c.storeConfig)
@@ -163,7 +157,29 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 	if err != nil {
 		return err
 	}
+	return runApp(ctx, c, a, secret, log, stdout)
+}
 
+// loadSecret returns the token secret: --jwt-secret, or with --dev the one kept in the
+// data dir (made on first use).
+func loadSecret(c serveConfig, log *slog.Logger) ([]byte, error) {
+	secret, generated, err := jwtSecret(c.JWTSecret, c.Dev, c.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if generated {
+		log.Info("generated a JWT secret for --dev", "file", filepath.Join(c.DataDir, devSecretFile))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		log.Warn("the JWT secret is shorter than 32 bytes: tokens are easier to forge")
+	}
+	return secret, nil
+}
+
+// runApp serves a on c.Addr, prints where (and with --dev a token), and when ctx is
+// cancelled shuts it down: WebSockets first, then HTTP, waiting up to the shutdown
+// timeout for requests in flight.
+func runApp(ctx context.Context, c serveConfig, a *app.App, secret []byte, log *slog.Logger, stdout io.Writer) error {
 	ln, err := net.Listen("tcp", c.Addr)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
