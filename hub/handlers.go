@@ -39,14 +39,9 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 		if err != nil {
 			return err
 		}
-		ch := c.h.acquire(m.Channel, kindWidget, id, c.uid)
-		if err := ch.ensureReady(ctx); err != nil {
-			ch.releaseLocked()
+		if err := c.join(ctx, m.Channel, m.Channel, kindWidget, id); err != nil {
 			return err
 		}
-		ch.subs[c] = &sub{}
-		ch.mu.Unlock()
-		c.track(m.Channel, ch)
 		data := json.RawMessage("null")
 		if c.h.cfg.Data != nil {
 			d, err := c.h.cfg.Data.Get(ctx, w, false)
@@ -57,17 +52,26 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Data: &data})
 		return nil
 	default:
-		ch := c.h.acquire(userChannel(c.uid), kindUser, c.uid, c.uid)
-		if err := ch.ensureReady(ctx); err != nil {
-			ch.releaseLocked()
+		if err := c.join(ctx, m.Channel, userChannel(c.uid), kindUser, c.uid); err != nil {
 			return err
 		}
-		ch.subs[c] = &sub{}
-		ch.mu.Unlock()
-		c.track(m.Channel, ch)
 		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel})
 		return nil
 	}
+}
+
+// join subscribes the connection to the broker channel name (of kind, for id), which
+// the client calls as: widget and user channels, whose subscribers start with nothing.
+func (c *conn) join(ctx context.Context, as, name, kind, id string) error {
+	ch := c.h.acquire(name, kind, id, c.uid)
+	if err := ch.ensureReady(ctx); err != nil {
+		ch.releaseLocked()
+		return err
+	}
+	ch.subs[c] = &sub{}
+	ch.mu.Unlock()
+	c.track(as, ch)
+	return nil
 }
 
 // subscribeLayout joins the layout's channel and answers with a snapshot, or with the
