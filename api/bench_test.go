@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashsync/dashsync/internal/app"
+	"github.com/dashsync/dashsync/internal/testlog"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
 )
@@ -35,7 +36,7 @@ func newBenchServer(b *testing.B) *harness {
 	store := backends[0].open(b) // sqlite, the default store
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sources := newTestSources(b, nil, nil)
-	h := &harness{secret: []byte("bench-secret-0123456789abcdef0123"), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{secret: []byte("bench-secret-0123456789abcdef0123"), store: store, registry: prometheus.NewRegistry(), logs: &testlog.Buffer{}}
 	shared := app.Embedded(0)
 	b.Cleanup(shared.Close)
 	a, err := app.New(context.Background(), app.Config{

@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,7 @@ import (
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/internal/app"
+	"github.com/dashsync/dashsync/internal/testlog"
 	"github.com/dashsync/dashsync/internal/testnet"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/source"
@@ -143,7 +143,7 @@ type harness struct {
 	secret   []byte
 	store    dsync.Store
 	registry *prometheus.Registry
-	logs     *syncBuffer
+	logs     *testlog.Buffer
 }
 
 // newHarness starts a server on store with the test source kinds; change adjusts its
@@ -156,7 +156,7 @@ func newHarness(t testing.TB, store dsync.Store, change ...func(*api.Config)) *h
 // newHarnessWith is newHarness with the source kinds of sources.
 func newHarnessWith(t testing.TB, store dsync.Store, sources *source.Registry, change ...func(*api.Config)) *harness {
 	t.Helper()
-	h := &harness{secret: []byte(rand.Text() + rand.Text()), store: store, registry: prometheus.NewRegistry(), logs: &syncBuffer{}}
+	h := &harness{secret: []byte(rand.Text() + rand.Text()), store: store, registry: prometheus.NewRegistry(), logs: &testlog.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	shared := app.Embedded(0)
 	t.Cleanup(shared.Close)
@@ -182,24 +182,6 @@ func newHarnessWith(t testing.TB, store dsync.Store, sources *source.Registry, c
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h
-}
-
-// syncBuffer is a bytes.Buffer safe for the server's concurrent log writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // client is one user talking to the server.
@@ -314,6 +296,36 @@ func (r *resp) wantError(t testing.TB, status int, code string) errorBody {
 		t.Fatalf("error without a message: %s", r.body)
 	}
 	return e
+}
+
+// badCreate is a create the API refuses: its body, and the error it answers (field,
+// when not empty, named in the error's details).
+type badCreate struct {
+	name, body string
+	status     int
+	code       string
+	field      string
+}
+
+// wantCreatesRefused posts each case's body to the collection at path, a subtest
+// each, wanting its error; then it wants the collection (items of type T, listed
+// under the path's last segment) still empty: a refused create leaves nothing.
+func wantCreatesRefused[T any](t *testing.T, c *client, path string, cases []badCreate) {
+	t.Helper()
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			e := c.do(t, "POST", path, tc.body).wantError(t, tc.status, tc.code)
+			if tc.field != "" {
+				e.wantDetail(t, tc.field, "")
+			}
+		})
+	}
+	key := path[strings.LastIndex(path, "/")+1:]
+	var list map[string][]T
+	c.do(t, "GET", path, nil).want(t, http.StatusOK, &list)
+	if len(list[key]) != 0 {
+		t.Errorf("refused creates left %s: %+v", key, list[key])
+	}
 }
 
 // wantDetail checks that an error names field (and rule, when not empty).

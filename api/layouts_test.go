@@ -98,12 +98,7 @@ func testLayoutCreateFromTemplate(t *testing.T, h *harness) {
 
 func testLayoutCreateBadInput(t *testing.T, h *harness) {
 	c := h.newUser(t)
-	cases := []struct {
-		name, body string
-		status     int
-		code       string
-		field      string
-	}{
+	cases := []badCreate{
 		{"no name", `{"columns":12}`, 400, "validation_failed", "name"},
 		{"empty name", `{"name":""}`, 400, "validation_failed", "name"},
 		{"name too long", `{"name":"` + strings.Repeat("n", 101) + `"}`, 400, "validation_failed", "name"},
@@ -118,19 +113,7 @@ func testLayoutCreateBadInput(t *testing.T, h *harness) {
 		{"empty", ``, 400, "bad_request", ""},
 		{"settings over 16 KiB", `{"name":"a","settings":{"k":"` + strings.Repeat("s", 17<<10) + `"}}`, 413, "too_large", "settings"},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := c.do(t, "POST", "/api/dashboard/layouts", tc.body).wantError(t, tc.status, tc.code)
-			if tc.field != "" {
-				e.wantDetail(t, tc.field, "")
-			}
-		})
-	}
-	var list struct{ Layouts []layout }
-	c.do(t, "GET", "/api/dashboard/layouts", nil).want(t, http.StatusOK, &list)
-	if len(list.Layouts) != 0 {
-		t.Errorf("refused creates left layouts: %+v", list.Layouts)
-	}
+	wantCreatesRefused[layout](t, c, "/api/dashboard/layouts", cases)
 }
 
 func testLayoutList(t *testing.T, h *harness) {

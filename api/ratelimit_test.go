@@ -15,10 +15,9 @@ import (
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
-	"github.com/dashsync/dashsync/internal/testredis"
+	"github.com/dashsync/dashsync/internal/testlimit"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/ratelimit"
-	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/redis"
 	dsync "github.com/dashsync/dashsync/sync"
 )
@@ -26,39 +25,6 @@ import (
 // tiny refills one token in 1000 s: nothing refills while a test runs, so counts are
 // exact.
 const tiny = 0.001
-
-// limiterBackend makes the limiters of one backend; instances made by one backend value
-// share their budgets, as instances on one Redis do.
-type limiterBackend struct {
-	name string
-	// shared returns a function making limiters that share one budget per key.
-	shared func(t testing.TB) func() ratelimit.Limiter
-}
-
-var limiterBackends = []limiterBackend{
-	{"memory", func(testing.TB) func() ratelimit.Limiter {
-		l := memory.NewLimiter(memory.LimiterOptions{})
-		return func() ratelimit.Limiter { return l }
-	}},
-	{"redis", func(t testing.TB) func() ratelimit.Limiter {
-		prefix := testredis.Prefix(t)
-		return func() ratelimit.Limiter {
-			// One client per instance, as in production.
-			opt, _ := testredis.ParseURL(testredis.URL())
-			rdb := goredis.NewClient(opt)
-			t.Cleanup(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				defer cancel()
-				iter := rdb.Scan(ctx, 0, "rate:"+prefix+"*", 500).Iterator()
-				for iter.Next(ctx) {
-					rdb.Del(ctx, iter.Val())
-				}
-				_ = rdb.Close()
-			})
-			return redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix})
-		}
-	}},
-}
 
 // limitedServer starts a server whose API and hub spend budgets of l under limits.
 func limitedServer(t testing.TB, o testenv.Options, l ratelimit.Limiter, limits ratelimit.Limits) (*testenv.Server, *harness) {
@@ -113,123 +79,114 @@ func (r *resp) wantRateLimited(t testing.TB) errorBody {
 
 func TestRateLimit_RESTBurstOverTheLimitGets429AndCommitsNothing(t *testing.T) {
 	t.Parallel()
-	for _, b := range limiterBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, h := limitedServer(t, testenv.Options{}, b.shared(t)(), ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 5}})
-			c := h.newUser(t)
-			l := seedLayout(t, s, c.user)
-			ok := 0
-			for i := range 9 {
-				r := c.do(t, "PATCH", "/api/dashboard/layouts/"+l.ID, patchName(i))
-				if r.status == http.StatusOK {
-					ok++
-					continue
-				}
-				r.wantRateLimited(t)
+	testlimit.ForEachBackend(t, func(t *testing.T, newLimiter func() ratelimit.Limiter) {
+		s, h := limitedServer(t, testenv.Options{}, newLimiter(), ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 5}})
+		c := h.newUser(t)
+		l := seedLayout(t, s, c.user)
+		ok := 0
+		for i := range 9 {
+			r := c.do(t, "PATCH", "/api/dashboard/layouts/"+l.ID, patchName(i))
+			if r.status == http.StatusOK {
+				ok++
+				continue
 			}
-			if ok != 5 {
-				t.Fatalf("got %d of 9 PATCHes answered 200 with a REST burst of 5, want 5", ok)
-			}
-			if v := version(t, s, c.user, l.ID); v != 1+5 {
-				t.Fatalf("got layout version %d, want %d: only the 5 allowed PATCHes commit", v, 1+5)
-			}
-			// Another user's budget is untouched.
-			other := h.newUser(t)
-			other.do(t, "GET", "/api/dashboard/layouts", nil).want(t, http.StatusOK, nil)
-		})
-	}
+			r.wantRateLimited(t)
+		}
+		if ok != 5 {
+			t.Fatalf("got %d of 9 PATCHes answered 200 with a REST burst of 5, want 5", ok)
+		}
+		if v := version(t, s, c.user, l.ID); v != 1+5 {
+			t.Fatalf("got layout version %d, want %d: only the 5 allowed PATCHes commit", v, 1+5)
+		}
+		// Another user's budget is untouched.
+		other := h.newUser(t)
+		other.do(t, "GET", "/api/dashboard/layouts", nil).want(t, http.StatusOK, nil)
+	})
 }
 
 func TestRateLimit_WebSocketUpgradeIsOneRESTRequest(t *testing.T) {
 	t.Parallel()
-	for _, b := range limiterBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, h := limitedServer(t, testenv.Options{}, b.shared(t)(), ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 2}})
-			c := h.newUser(t)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			ws, _, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: c.token})
-			if err != nil {
-				t.Fatalf("first upgrade: %v", err)
-			}
-			ws.CloseNow()
-			c.do(t, "GET", "/api/dashboard/layouts", nil).want(t, http.StatusOK, nil)
-			_, res, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: c.token})
-			if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
-				t.Fatalf("third request (an upgrade) over a REST burst of 2: got %v, %v, want 429", res, err)
-			}
-			if res.Header.Get("Retry-After") == "" {
-				t.Fatal("got a refused upgrade without Retry-After")
-			}
-		})
-	}
+	testlimit.ForEachBackend(t, func(t *testing.T, newLimiter func() ratelimit.Limiter) {
+		s, h := limitedServer(t, testenv.Options{}, newLimiter(), ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 2}})
+		c := h.newUser(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ws, _, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: c.token})
+		if err != nil {
+			t.Fatalf("first upgrade: %v", err)
+		}
+		ws.CloseNow()
+		c.do(t, "GET", "/api/dashboard/layouts", nil).want(t, http.StatusOK, nil)
+		_, res, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: c.token})
+		if err == nil || res == nil || res.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("third request (an upgrade) over a REST burst of 2: got %v, %v, want 429", res, err)
+		}
+		if res.Header.Get("Retry-After") == "" {
+			t.Fatal("got a refused upgrade without Retry-After")
+		}
+	})
 }
 
 func TestRateLimit_EditBudgetIsSharedByRESTWritesAndWebSocketEdits(t *testing.T) {
 	t.Parallel()
-	for _, b := range limiterBackends {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s, h := limitedServer(t, testenv.Options{}, b.shared(t)(), ratelimit.Limits{Edits: ratelimit.Limit{Rate: tiny, Burst: 4}})
-			c := h.newUser(t)
-			l := seedLayout(t, s, c.user)
-			c.do(t, "PATCH", "/api/dashboard/layouts/"+l.ID, patchName(1)).want(t, http.StatusOK, nil)
-			var got layout
-			c.do(t, "GET", "/api/dashboard/layouts/"+l.ID, nil).want(t, http.StatusOK, &got)
-			got.Name = "put"
-			c.do(t, "PUT", "/api/dashboard/layouts/"+l.ID, got).want(t, http.StatusOK, nil)
-			ws := s.Dial(t, c.user, nil)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			ack, err := ws.Request(ctx, map[string]any{"type": "edit", "channel": "layout:" + l.ID, "base": 1, "force": true,
-				"ops": []map[string]any{{"op": "replace", "path": "/name", "value": "ws"}}})
-			if err != nil || ack.Type != "ack" {
-				t.Fatalf("third edit over WebSocket: got %+v, %v, want ack", ack, err)
-			}
-			// The fourth edit, through the bulk PUT, is the last of the budget: of two
-			// entries, one commits and one is refused on its own.
-			var bulk struct {
-				Results []struct {
-					ID     string `json:"id"`
-					Status int    `json:"status"`
-					Error  *struct {
-						Code         string `json:"code"`
-						RetryAfterMs int64  `json:"retryAfterMs"`
-					} `json:"error"`
-				} `json:"results"`
-			}
-			other := seedLayout(t, s, c.user)
-			c.do(t, "PUT", "/api/dashboard/layouts", map[string]any{"layouts": []map[string]any{
-				{"id": l.ID, "version": 4, "name": "bulk"}, {"id": other.ID, "version": 1, "name": "bulk"}}}).
-				want(t, http.StatusMultiStatus, &bulk)
-			if r := bulk.Results; len(r) != 2 || r[0].Status != 200 || r[1].Status != 429 || r[1].Error == nil ||
-				r[1].Error.Code != "rate_limited" || r[1].Error.RetryAfterMs <= 0 {
-				t.Fatalf("got bulk results %+v, want the first committed and the second 429 rate_limited", bulk.Results)
-			}
-			// The budget is spent for every kind of edit; reads still work.
-			c.do(t, "PATCH", "/api/dashboard/layouts/"+l.ID, patchName(2)).wantRateLimited(t)
-			c.do(t, "POST", fmt.Sprintf("/api/dashboard/layouts/%s/versions/1/restore", l.ID), nil).wantRateLimited(t)
-			ack, err = ws.Request(ctx, map[string]any{"type": "edit", "channel": "layout:" + l.ID, "base": 1, "force": true,
-				"ops": []map[string]any{{"op": "replace", "path": "/name", "value": "ws2"}}})
-			if err != nil || ack.Type != "error" || ack.Error == nil || ack.Error.Code != "rate_limited" || ack.Error.RetryAfterMs <= 0 {
-				t.Fatalf("WebSocket edit over the budget: got %+v, %v, want a rate_limited error with retryAfterMs", ack, err)
-			}
-			c.do(t, "GET", "/api/dashboard/layouts/"+l.ID, nil).want(t, http.StatusOK, &got)
-			if got.Version != 5 || got.Name != "bulk" {
-				t.Fatalf("got version %d named %q, want 5 named \"bulk\": nothing over the budget commits", got.Version, got.Name)
-			}
-			if v := version(t, s, c.user, other.ID); v != 1 {
-				t.Fatalf("got the refused bulk entry's layout at version %d, want 1", v)
-			}
-		})
-	}
+	testlimit.ForEachBackend(t, func(t *testing.T, newLimiter func() ratelimit.Limiter) {
+		s, h := limitedServer(t, testenv.Options{}, newLimiter(), ratelimit.Limits{Edits: ratelimit.Limit{Rate: tiny, Burst: 4}})
+		c := h.newUser(t)
+		l := seedLayout(t, s, c.user)
+		c.do(t, "PATCH", "/api/dashboard/layouts/"+l.ID, patchName(1)).want(t, http.StatusOK, nil)
+		var got layout
+		c.do(t, "GET", "/api/dashboard/layouts/"+l.ID, nil).want(t, http.StatusOK, &got)
+		got.Name = "put"
+		c.do(t, "PUT", "/api/dashboard/layouts/"+l.ID, got).want(t, http.StatusOK, nil)
+		ws := s.Dial(t, c.user, nil)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		ack, err := ws.Request(ctx, map[string]any{"type": "edit", "channel": "layout:" + l.ID, "base": 1, "force": true,
+			"ops": []map[string]any{{"op": "replace", "path": "/name", "value": "ws"}}})
+		if err != nil || ack.Type != "ack" {
+			t.Fatalf("third edit over WebSocket: got %+v, %v, want ack", ack, err)
+		}
+		// The fourth edit, through the bulk PUT, is the last of the budget: of two
+		// entries, one commits and one is refused on its own.
+		var bulk struct {
+			Results []struct {
+				ID     string `json:"id"`
+				Status int    `json:"status"`
+				Error  *struct {
+					Code         string `json:"code"`
+					RetryAfterMs int64  `json:"retryAfterMs"`
+				} `json:"error"`
+			} `json:"results"`
+		}
+		other := seedLayout(t, s, c.user)
+		c.do(t, "PUT", "/api/dashboard/layouts", map[string]any{"layouts": []map[string]any{
+			{"id": l.ID, "version": 4, "name": "bulk"}, {"id": other.ID, "version": 1, "name": "bulk"}}}).
+			want(t, http.StatusMultiStatus, &bulk)
+		if r := bulk.Results; len(r) != 2 || r[0].Status != 200 || r[1].Status != 429 || r[1].Error == nil ||
+			r[1].Error.Code != "rate_limited" || r[1].Error.RetryAfterMs <= 0 {
+			t.Fatalf("got bulk results %+v, want the first committed and the second 429 rate_limited", bulk.Results)
+		}
+		// The budget is spent for every kind of edit; reads still work.
+		c.do(t, "PATCH", "/api/dashboard/layouts/"+l.ID, patchName(2)).wantRateLimited(t)
+		c.do(t, "POST", fmt.Sprintf("/api/dashboard/layouts/%s/versions/1/restore", l.ID), nil).wantRateLimited(t)
+		ack, err = ws.Request(ctx, map[string]any{"type": "edit", "channel": "layout:" + l.ID, "base": 1, "force": true,
+			"ops": []map[string]any{{"op": "replace", "path": "/name", "value": "ws2"}}})
+		if err != nil || ack.Type != "error" || ack.Error == nil || ack.Error.Code != "rate_limited" || ack.Error.RetryAfterMs <= 0 {
+			t.Fatalf("WebSocket edit over the budget: got %+v, %v, want a rate_limited error with retryAfterMs", ack, err)
+		}
+		c.do(t, "GET", "/api/dashboard/layouts/"+l.ID, nil).want(t, http.StatusOK, &got)
+		if got.Version != 5 || got.Name != "bulk" {
+			t.Fatalf("got version %d named %q, want 5 named \"bulk\": nothing over the budget commits", got.Version, got.Name)
+		}
+		if v := version(t, s, c.user, other.ID); v != 1 {
+			t.Fatalf("got the refused bulk entry's layout at version %d, want 1", v)
+		}
+	})
 }
 
 func TestRateLimit_TwoInstancesOnOneRedisShareAUsersBudget(t *testing.T) {
 	t.Parallel()
-	newLimiter := limiterBackends[1].shared(t)
+	newLimiter := testlimit.RedisShared(t)
 	limits := ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 6}}
 	s1, h1 := limitedServer(t, testenv.Options{}, newLimiter(), limits)
 	_, h2 := limitedServer(t, testenv.Options{Store: s1.Store}, newLimiter(), limits)

@@ -69,12 +69,7 @@ func testWidgetCreate(t *testing.T, h *harness) {
 
 func testWidgetCreateBadInput(t *testing.T, h *harness) {
 	c := h.newUser(t)
-	cases := []struct {
-		name, body string
-		status     int
-		code       string
-		field      string
-	}{
+	cases := []badCreate{
 		{"no type", `{"source":{"kind":"push"}}`, 400, "validation_failed", "type"},
 		{"bad type", `{"type":"Big Chart","source":{"kind":"push"}}`, 400, "validation_failed", "type"},
 		{"no source", `{"type":"stat"}`, 400, "validation_failed", "source"},
@@ -88,19 +83,7 @@ func testWidgetCreateBadInput(t *testing.T, h *harness) {
 		{"unknown source field", `{"type":"stat","source":{"kind":"push","every":1}}`, 400, "bad_request", ""},
 		{"not JSON", `{"type":`, 400, "bad_request", ""},
 	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			e := c.do(t, "POST", "/api/dashboard/widgets", tc.body).wantError(t, tc.status, tc.code)
-			if tc.field != "" {
-				e.wantDetail(t, tc.field, "")
-			}
-		})
-	}
-	var list struct{ Widgets []widget }
-	c.do(t, "GET", "/api/dashboard/widgets", nil).want(t, http.StatusOK, &list)
-	if len(list.Widgets) != 0 {
-		t.Errorf("refused creates left widgets: %+v", list.Widgets)
-	}
+	wantCreatesRefused[widget](t, c, "/api/dashboard/widgets", cases)
 }
 
 func testWidgetList(t *testing.T, h *harness) {

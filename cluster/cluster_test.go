@@ -9,7 +9,6 @@ package cluster_test
 // REST writes cross instances (SPEC §5, §9).
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,7 +30,9 @@ import (
 	"github.com/dashsync/dashsync/internal/testdoc"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testpg"
+	"github.com/dashsync/dashsync/internal/testpresence"
 	"github.com/dashsync/dashsync/internal/testredis"
+	"github.com/dashsync/dashsync/internal/testtab"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/postgres"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -142,21 +143,6 @@ func jsonOp(o, path string, v any) dsync.Op {
 	return op
 }
 
-// sameOps compares ops by kind, path and canonical value.
-func sameOps(a, b []dsync.Op) bool {
-	return slices.EqualFunc(a, b, func(x, y dsync.Op) bool {
-		if x.Op != y.Op || x.Path != y.Path || (len(x.Value) == 0) != (len(y.Value) == 0) {
-			return false
-		}
-		if len(x.Value) == 0 {
-			return true
-		}
-		cx, errx := dsync.Canonical(x.Value)
-		cy, erry := dsync.Canonical(y.Value)
-		return errx == nil && erry == nil && bytes.Equal(cx, cy)
-	})
-}
-
 // req sends one request and waits for its reply.
 func req(t testing.TB, c *wsclient.Client, m map[string]any) wsclient.Msg {
 	t.Helper()
@@ -220,205 +206,28 @@ func (b *inbox) waitFor(t testing.TB, what string, pred func(wsclient.Msg) bool)
 	return got
 }
 
-// doc is a tab's model of its layout.
-type doc = testdoc.Doc
+// tabOptions are the options of every tab in these tests: each wait bounded by
+// waitLimit, and the replies that come after their request stopped waiting kept (the
+// fault tests give up on requests).
+var tabOptions = testtab.Options{Wait: waitLimit, KeepLate: true}
 
-var docOf = testdoc.Of
-
-// tab is one browser tab on one layout: a WebSocket subscribed to layout:<id> that
-// applies every `op` to its model in the order received, and records every version
-// it was sent and anything a correct server never sends.
-type tab struct {
-	name    string
-	c       *wsclient.Client
-	channel string
-
-	mu       sync.Mutex
-	ready    bool           // the subscribe reply has been applied
-	early    []wsclient.Msg // ops read before the subscribe reply was applied
-	model    doc            // the document as this tab sees it
-	versions []int64        // versions of the `op` messages, in the order received
-	ops      []wsclient.Msg // the `op` messages themselves
-	late     []wsclient.Msg // replies that came after their request stopped waiting
-	problems []string       // out-of-order or repeated versions, resets, unknown messages
-	changed  chan struct{}  // signalled after every message
+// dialTab opens a connection as the owner on s that edits layoutID; it receives
+// versions once subscribed.
+func dialTab(t testing.TB, s *testenv.Server, layoutID, name string) *testtab.Tab {
+	t.Helper()
+	return testtab.Dial(t, s, owner, layoutID, name, tabOptions)
 }
 
 // openTab dials s as the owner and subscribes to layoutID, starting from the snapshot.
-func openTab(t testing.TB, s *testenv.Server, layoutID, name string) *tab {
+func openTab(t testing.TB, s *testenv.Server, layoutID, name string) *testtab.Tab {
 	t.Helper()
-	tb := &tab{name: name, channel: "layout:" + layoutID, changed: make(chan struct{}, 1)}
-	tb.c = s.Dial(t, owner, tb.receive)
-	r := req(t, tb.c, map[string]any{"type": "subscribe", "channel": tb.channel})
+	tb := dialTab(t, s, layoutID, name)
+	r := req(t, tb.Conn, map[string]any{"type": "subscribe", "channel": tb.Channel})
 	if r.Type != "subscribed" || r.Reset || len(r.Snapshot) == 0 {
 		t.Fatalf("%s: subscribe: got %s, want subscribed with a snapshot", name, r.Raw)
 	}
-	var l dsync.Layout
-	if err := json.Unmarshal(r.Snapshot, &l); err != nil {
-		t.Fatalf("%s: snapshot: %v", name, err)
-	}
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	tb.model = docOf(l)
-	if tb.model.Version != r.Version {
-		t.Fatalf("%s: subscribed: snapshot at version %d, reply says %d", name, tb.model.Version, r.Version)
-	}
-	// Versions read while the reply was on its way follow it on the wire.
-	tb.ready = true
-	for _, m := range tb.early {
-		tb.opLocked(m)
-	}
-	tb.early = nil
+	tb.Subscribed(t, r, nil)
 	return tb
-}
-
-// receive is the connection's callback for pushed messages.
-func (tb *tab) receive(m wsclient.Msg) {
-	tb.mu.Lock()
-	switch {
-	case m.ID != nil:
-		tb.late = append(tb.late, m)
-	case m.Type == "op" && tb.ready:
-		tb.opLocked(m)
-	case m.Type == "op":
-		tb.early = append(tb.early, m)
-	case m.Type == "snapshot":
-		tb.problems = append(tb.problems, fmt.Sprintf("a snapshot (reset %v) at version %d replaced the versions before it", m.Reset, m.Version))
-		var l dsync.Layout
-		if err := json.Unmarshal(m.Snapshot, &l); err == nil {
-			tb.model = docOf(l)
-		}
-	case m.Type == "presence":
-	default:
-		tb.problems = append(tb.problems, "unexpected message "+string(m.Raw))
-	}
-	tb.mu.Unlock()
-	select {
-	case tb.changed <- struct{}{}:
-	default:
-	}
-}
-
-func (tb *tab) opLocked(m wsclient.Msg) {
-	if m.Channel != tb.channel {
-		tb.problems = append(tb.problems, fmt.Sprintf("op for %s on a tab of %s", m.Channel, tb.channel))
-		return
-	}
-	var ops []dsync.Op
-	if err := json.Unmarshal(m.Ops, &ops); err != nil {
-		tb.problems = append(tb.problems, fmt.Sprintf("op %d: %v", m.Version, err))
-		return
-	}
-	tb.versions = append(tb.versions, m.Version)
-	tb.ops = append(tb.ops, m)
-	if m.Version != tb.model.Version+1 {
-		tb.problems = append(tb.problems, fmt.Sprintf("got version %d on top of version %d", m.Version, tb.model.Version))
-		if m.Version <= tb.model.Version {
-			return
-		}
-	}
-	if err := tb.model.Apply(ops); err != nil {
-		tb.problems = append(tb.problems, fmt.Sprintf("version %d: %v", m.Version, err))
-	}
-	tb.model.Version = m.Version
-}
-
-// doc returns a copy of the tab's model.
-func (tb *tab) doc() doc {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	return tb.model.Clone()
-}
-
-// await waits until the tab's model is at version v or later.
-func (tb *tab) await(ctx context.Context, v int64) error {
-	for {
-		if tb.doc().Version >= v {
-			return nil
-		}
-		select {
-		case <-tb.changed:
-		case <-tb.c.Done():
-			return fmt.Errorf("%s: connection closed waiting for version %d: %v", tb.name, v, tb.c.Err())
-		case <-ctx.Done():
-			return fmt.Errorf("%s: waiting for version %d, at %d: %w", tb.name, v, tb.doc().Version, ctx.Err())
-		}
-	}
-}
-
-// awaitWithin is await bounded by waitLimit, so a version that never comes fails a
-// run long before the run's own deadline.
-func (tb *tab) awaitWithin(ctx context.Context, v int64) error {
-	ctx, cancel := context.WithTimeout(ctx, waitLimit)
-	defer cancel()
-	return tb.await(ctx, v)
-}
-
-func (tb *tab) waitVersion(t testing.TB, v int64) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	if err := tb.await(ctx, v); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// edit sends one edit on the tab's channel and returns the reply.
-func (tb *tab) edit(ctx context.Context, base int64, editID string, ops []dsync.Op) (wsclient.Msg, error) {
-	m := map[string]any{"type": "edit", "channel": tb.channel, "base": base, "ops": ops}
-	if editID != "" {
-		m["editId"] = editID
-	}
-	return tb.c.Request(ctx, m)
-}
-
-// checkVersions fails t unless the tab was sent exactly the versions from … to, in
-// order, as `op` messages, and nothing a correct server never sends.
-func (tb *tab) checkVersions(t testing.TB, from, to int64) {
-	t.Helper()
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	for _, p := range tb.problems[:min(len(tb.problems), 10)] {
-		t.Errorf("%s: %s", tb.name, p)
-	}
-	var want []int64
-	for v := from; v <= to; v++ {
-		want = append(want, v)
-	}
-	if !slices.Equal(tb.versions, want) {
-		t.Errorf("%s: got %d op messages %s, want versions %d…%d once each, in order", tb.name, len(tb.versions), summarize(tb.versions), from, to)
-	}
-}
-
-// summarize shows a version list briefly: its ends and where it stops being consecutive.
-func summarize(vs []int64) string {
-	if len(vs) == 0 {
-		return "[]"
-	}
-	s := fmt.Sprintf("[%d", vs[0])
-	for i := 1; i < len(vs); i++ {
-		if vs[i] != vs[i-1]+1 {
-			s += fmt.Sprintf(" … %d, %d", vs[i-1], vs[i])
-		}
-	}
-	return s + fmt.Sprintf(" … %d]", vs[len(vs)-1])
-}
-
-// checkConverged fails t unless every tab's model equals the layout as s's store has
-// it, and returns that layout.
-func checkConverged(t testing.TB, s *testenv.Server, layoutID string, tabs ...*tab) dsync.Layout {
-	t.Helper()
-	l, err := s.Service.Layout(context.Background(), owner, layoutID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := docOf(l)
-	for _, tb := range tabs {
-		if got := tb.doc(); !got.Equal(want) {
-			t.Errorf("%s: got document %s, want the store's %s", tb.name, got, want)
-		}
-	}
-	return l
 }
 
 // acked is one acknowledged edit.
@@ -458,7 +267,7 @@ func checkOpLog(t testing.TB, st dsync.Store, layoutID string, last int64, acks 
 	}
 	for _, a := range acks {
 		c, ok := byVersion[a.Version]
-		if !ok || c.EditID != a.EditID || !sameOps(c.Ops, a.Ops) {
+		if !ok || c.EditID != a.EditID || !testdoc.SameOps(c.Ops, a.Ops) {
 			t.Errorf("acknowledged edit %s as version %d: the op log has %+v there, want its ops %+v", a.EditID, a.Version, c, a.Ops)
 		}
 	}
@@ -468,7 +277,7 @@ func checkOpLog(t testing.TB, st dsync.Store, layoutID string, last int64, acks 
 // touches) and, as often, the shared widget and the layout's name (paths every editor
 // touches), each edit on the last version it has seen.
 type editor struct {
-	*tab
+	*testtab.Tab
 	own string // the widget only this editor moves
 
 	x, y      int // the own widget's coordinates as this editor last set them
@@ -520,32 +329,32 @@ func (r *coedit) run(ctx context.Context, e *editor, n int) error {
 		}
 		ops, id := r.opsFor(e, k), uuid.NewString()
 		for {
-			base := e.doc().Version
+			base := e.Doc().Version
 			rctx, cancel := context.WithTimeout(ctx, waitLimit)
-			m, err := e.edit(rctx, base, id, ops)
+			m, err := e.Edit(rctx, base, id, ops)
 			cancel()
 			if err != nil {
-				return fmt.Errorf("%s: edit %d: %w", e.name, k, err)
+				return fmt.Errorf("%s: edit %d: %w", e.Name, k, err)
 			}
 			if m.Type == "conflict" {
 				e.conflicts++
-				if err := e.awaitWithin(ctx, m.Version); err != nil {
+				if err := e.AwaitWithin(ctx, m.Version); err != nil {
 					return err
 				}
 				continue
 			}
 			if m.Type != "ack" {
-				return fmt.Errorf("%s: edit %d %+v on base %d: got %s, want ack or conflict", e.name, k, ops, base, m.Raw)
+				return fmt.Errorf("%s: edit %d %+v on base %d: got %s, want ack or conflict", e.Name, k, ops, base, m.Raw)
 			}
 			if wantRebased := base < m.Version-1; m.Version <= base || m.Rebased != wantRebased {
-				return fmt.Errorf("%s: edit %d on base %d: got %s, want a version after the base, rebased %v", e.name, k, base, m.Raw, wantRebased)
+				return fmt.Errorf("%s: edit %d on base %d: got %s, want a version after the base, rebased %v", e.Name, k, base, m.Raw, wantRebased)
 			}
 			if m.Rebased {
 				e.rebased++
 			}
 			e.acks = append(e.acks, acked{EditID: id, Version: m.Version, Ops: ops})
 			r.acked.Add(1)
-			if err := e.awaitWithin(ctx, m.Version); err != nil {
+			if err := e.AwaitWithin(ctx, m.Version); err != nil {
 				return err
 			}
 			break
@@ -564,9 +373,20 @@ func editorsOn(t testing.TB, c cluster, l dsync.Layout, own []string) []*editor 
 			s, on = c.b, "B"
 		}
 		it := l.Items[w]
-		es = append(es, &editor{tab: openTab(t, s, l.ID, fmt.Sprintf("editor %d on %s", i, on)), own: w, x: it.X, y: it.Y})
+		es = append(es, &editor{Tab: openTab(t, s, l.ID, fmt.Sprintf("editor %d on %s", i, on)), own: w, x: it.X, y: it.Y})
 	}
 	return es
+}
+
+// withWatchers opens a watcher tab on each instance of c and returns them followed
+// by the editors' own tabs: every tab a run's checks cover.
+func withWatchers(t testing.TB, c cluster, layoutID string, editors []*editor) []*testtab.Tab {
+	t.Helper()
+	tabs := []*testtab.Tab{openTab(t, c.a, layoutID, "watcher on A"), openTab(t, c.b, layoutID, "watcher on B")}
+	for _, e := range editors {
+		tabs = append(tabs, e.Tab)
+	}
+	return tabs
 }
 
 // runEditors runs every editor's n edits concurrently and returns the acks.
@@ -587,16 +407,16 @@ func (r *coedit) runEditors(ctx context.Context, es []*editor, n int) ([]acked, 
 // checkRun checks SPEC §3 after a run of edits that ended at version last: every
 // tab was sent versions 2 … last exactly once, in order, and holds the store's
 // document on both instances; the op log has every acknowledged edit once.
-func checkRun(t *testing.T, c cluster, layoutID string, last int64, acks []acked, tabs []*tab) {
+func checkRun(t *testing.T, c cluster, layoutID string, last int64, acks []acked, tabs []*testtab.Tab) {
 	t.Helper()
 	for _, tb := range tabs {
-		tb.waitVersion(t, last)
+		tb.WaitVersion(t, last)
 	}
 	for _, tb := range tabs {
-		tb.checkVersions(t, 2, last)
+		tb.CheckVersions(t, 2, last)
 	}
 	for _, s := range []*testenv.Server{c.a, c.b} {
-		if l := checkConverged(t, s, layoutID, tabs...); l.Version != last {
+		if l := testtab.CheckConverged(t, s, owner, layoutID, tabs...); l.Version != last {
 			t.Errorf("store: got version %d, want %d (one per acknowledged edit)", l.Version, last)
 		}
 	}
@@ -610,10 +430,7 @@ func TestCluster_EditsFromBothInstancesReachEverySubscriberOnceInOrder(t *testin
 	c := newCluster(t, clusterOptions{Hub: func(h *hub.Config) { h.SweepInterval = time.Hour }})
 	l, ws := seed(t, c.a, 5)
 	editors := editorsOn(t, c, l, ws[1:])
-	tabs := []*tab{openTab(t, c.a, l.ID, "watcher on A"), openTab(t, c.b, l.ID, "watcher on B")}
-	for _, e := range editors {
-		tabs = append(tabs, e.tab)
-	}
+	tabs := withWatchers(t, c, l.ID, editors)
 
 	const edits = 500
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -646,31 +463,30 @@ func TestCluster_EditIDResentToTheOtherInstanceIsAppliedOnce(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 	defer cancel()
 	onA, onB := openTab(t, c.a, l.ID, "tab on A"), openTab(t, c.b, l.ID, "tab on B")
-	bare := &tab{name: "unsubscribed connection on B", channel: onB.channel, changed: make(chan struct{}, 1)}
-	bare.c = c.b.Dial(t, owner, bare.receive)
+	bare := dialTab(t, c.b, l.ID, "unsubscribed connection on B")
 	var acks []acked
 
 	// A lost ack: the edit commits on A, the client resends it to B.
 	editID := uuid.NewString()
 	move := []dsync.Op{jsonOp("replace", "/items/"+ws[0]+"/x", 3)}
-	first, err := onA.edit(ctx, 1, editID, move)
+	first, err := onA.Edit(ctx, 1, editID, move)
 	if err != nil || first.Type != "ack" || first.Version != 2 {
 		t.Fatalf("first send on A: got %s, %v; want an ack of version 2", first.Raw, err)
 	}
 	acks = append(acks, acked{EditID: editID, Version: 2, Ops: move})
-	for _, via := range []*tab{onB, bare} {
-		r, err := via.edit(ctx, 1, editID, move)
+	for _, via := range []*testtab.Tab{onB, bare} {
+		r, err := via.Edit(ctx, 1, editID, move)
 		if err != nil || r.Type != "ack" || r.Version != first.Version || r.Rebased != first.Rebased {
-			t.Fatalf("resend on %s: got %s, %v; want the original ack %s", via.name, r.Raw, err, first.Raw)
+			t.Fatalf("resend on %s: got %s, %v; want the original ack %s", via.Name, r.Raw, err, first.Raw)
 		}
 	}
 	// After a later version, a resend is still the original ack, not a conflict.
 	later := []dsync.Op{jsonOp("replace", "/items/"+ws[1]+"/y", 7)}
-	r, err := onB.edit(ctx, 2, uuid.NewString(), later)
+	r, err := onB.Edit(ctx, 2, uuid.NewString(), later)
 	if err != nil || r.Type != "ack" || r.Version != 3 {
 		t.Fatalf("a later edit on B: got %s, %v; want an ack of version 3", r.Raw, err)
 	}
-	if r, err := onB.edit(ctx, 1, editID, move); err != nil || r.Type != "ack" || r.Version != 2 {
+	if r, err := onB.Edit(ctx, 1, editID, move); err != nil || r.Type != "ack" || r.Version != 2 {
 		t.Fatalf("resend on B after version 3: got %s, %v; want the original ack of version 2", r.Raw, err)
 	}
 
@@ -683,8 +499,8 @@ func TestCluster_EditIDResentToTheOtherInstanceIsAppliedOnce(t *testing.T) {
 		var replies [2]wsclient.Msg
 		var errs [2]error
 		var wg sync.WaitGroup
-		for j, tb := range []*tab{onA, onB} {
-			wg.Go(func() { replies[j], errs[j] = tb.edit(ctx, last, id, ops) })
+		for j, tb := range []*testtab.Tab{onA, onB} {
+			wg.Go(func() { replies[j], errs[j] = tb.Edit(ctx, last, id, ops) })
 		}
 		wg.Wait()
 		if err := errors.Join(errs[:]...); err != nil {
@@ -700,39 +516,21 @@ func TestCluster_EditIDResentToTheOtherInstanceIsAppliedOnce(t *testing.T) {
 	}
 
 	// Subscribers were sent each version once: the resends published nothing.
-	for _, tb := range []*tab{onA, onB} {
-		tb.waitVersion(t, last)
+	for _, tb := range []*testtab.Tab{onA, onB} {
+		tb.WaitVersion(t, last)
 	}
-	for _, tb := range []*tab{onA, onB} {
-		tb.checkVersions(t, 2, last)
+	for _, tb := range []*testtab.Tab{onA, onB} {
+		tb.CheckVersions(t, 2, last)
 	}
-	checkConverged(t, c.b, l.ID, onA, onB)
+	testtab.CheckConverged(t, c.b, owner, l.ID, onA, onB)
 	checkOpLog(t, c.b.Store, l.ID, last, acks)
-}
-
-// presenceEntry is one client in a presence message's joined or left list.
-type presenceEntry struct {
-	User   string `json:"user"`
-	Client string `json:"client"`
-}
-
-// presenceUser is one user in a subscribed reply's presence list.
-type presenceUser struct {
-	User    string   `json:"user"`
-	Clients []string `json:"clients"`
 }
 
 // presenceNames reports whether a presence message lists client as joined, as left.
 func presenceNames(t testing.TB, m wsclient.Msg, client string) (joined, left bool) {
 	t.Helper()
-	var j, l []presenceEntry
-	if err := json.Unmarshal(m.Joined, &j); err != nil {
-		t.Fatalf("presence joined: %v in %s", err, m.Raw)
-	}
-	if err := json.Unmarshal(m.Left, &l); err != nil {
-		t.Fatalf("presence left: %v in %s", err, m.Raw)
-	}
-	want := presenceEntry{User: owner, Client: client}
+	j, l := testpresence.Changes(t, m)
+	want := testpresence.Entry{User: owner, Client: client}
 	return slices.Contains(j, want), slices.Contains(l, want)
 }
 
@@ -741,10 +539,10 @@ func TestCluster_PresenceCrossesInstances(t *testing.T) {
 	c := newCluster(t, clusterOptions{})
 	l, _ := seed(t, c.a, 1)
 	ch := "layout:" + l.ID
-	subscribe := func(t *testing.T, wc *wsclient.Client) []presenceUser {
+	subscribe := func(t *testing.T, wc *wsclient.Client) []testpresence.User {
 		t.Helper()
 		r := req(t, wc, map[string]any{"type": "subscribe", "channel": ch})
-		var p []presenceUser
+		var p []testpresence.User
 		if r.Type != "subscribed" || json.Unmarshal(r.Presence, &p) != nil {
 			t.Fatalf("subscribe %s: got %s, want subscribed with a presence list", ch, r.Raw)
 		}
@@ -758,7 +556,7 @@ func TestCluster_PresenceCrossesInstances(t *testing.T) {
 	aClient := a.Hello.Client
 
 	p := subscribe(t, a)
-	if want := []presenceUser{{User: owner, Clients: sortedOf(aClient, b.Hello.Client)}}; !equalPresence(p, want) {
+	if want := []testpresence.User{{User: owner, Clients: sortedOf(aClient, b.Hello.Client)}}; !equalPresence(p, want) {
 		t.Errorf("subscribed.presence on A: got %+v, want %+v (B's tab and A's own)", p, want)
 	}
 	onB.waitFor(t, "a presence message on B naming A's tab as joined", func(m wsclient.Msg) bool {
@@ -768,7 +566,7 @@ func TestCluster_PresenceCrossesInstances(t *testing.T) {
 
 	// A second tab on B lists A's tab among those on the layout.
 	p = subscribe(t, c.b.Dial(t, owner, nil))
-	if !slices.ContainsFunc(p, func(u presenceUser) bool { return u.User == owner && slices.Contains(u.Clients, aClient) }) {
+	if !slices.ContainsFunc(p, func(u testpresence.User) bool { return u.User == owner && slices.Contains(u.Clients, aClient) }) {
 		t.Errorf("subscribed.presence on B: got %+v, want it to list %s, the tab on A", p, aClient)
 	}
 
@@ -782,14 +580,14 @@ func TestCluster_PresenceCrossesInstances(t *testing.T) {
 	eventually(t, "subscribed.presence on B no longer listing A's closed tab", func() bool {
 		wc := c.b.Dial(t, owner, nil)
 		defer wc.CloseNow()
-		return !slices.ContainsFunc(subscribe(t, wc), func(u presenceUser) bool { return slices.Contains(u.Clients, aClient) })
+		return !slices.ContainsFunc(subscribe(t, wc), func(u testpresence.User) bool { return slices.Contains(u.Clients, aClient) })
 	})
 }
 
 func sortedOf(s ...string) []string { slices.Sort(s); return s }
 
-func equalPresence(a, b []presenceUser) bool {
-	return slices.EqualFunc(a, b, func(x, y presenceUser) bool {
+func equalPresence(a, b []testpresence.User) bool {
+	return slices.EqualFunc(a, b, func(x, y testpresence.User) bool {
 		return x.User == y.User && slices.Equal(sortedOf(x.Clients...), sortedOf(y.Clients...))
 	})
 }
@@ -832,14 +630,12 @@ func TestCluster_RESTWriteOnOneInstanceReachesSocketsOnTheOther(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("PATCH on A: got %d %s, want 200", status, body)
 	}
-	onB.waitVersion(t, 2)
-	onB.checkVersions(t, 2, 2)
-	onB.mu.Lock()
-	m := onB.ops[0]
-	onB.mu.Unlock()
+	onB.WaitVersion(t, 2)
+	onB.CheckVersions(t, 2, 2)
+	m := onB.Ops()[0]
 	var got []dsync.Op
-	if err := json.Unmarshal(m.Ops, &got); err != nil || m.Author != owner || m.Client != "" || !sameOps(got, ops) {
+	if err := json.Unmarshal(m.Ops, &got); err != nil || m.Author != owner || m.Client != "" || !testdoc.SameOps(got, ops) {
 		t.Errorf("op on B: got %s, want version 2 by %s (no client: REST) with ops %+v", m.Raw, owner, ops)
 	}
-	checkConverged(t, c.b, l.ID, onB)
+	testtab.CheckConverged(t, c.b, owner, l.ID, onB)
 }

@@ -7,14 +7,13 @@ package cluster_test
 
 import (
 	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/testdial"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/internal/testredis"
@@ -44,28 +43,17 @@ func newLimitedCluster(t testing.TB, max int) (cluster, string) {
 // status and error code.
 func dialStatus(t testing.TB, s *testenv.Server, user string) (*wsclient.Client, int, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
-	defer cancel()
-	c, resp, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: testenv.Token(t, user)})
-	if err == nil {
-		t.Cleanup(c.CloseNow)
-		return c, http.StatusSwitchingProtocols, ""
-	}
-	if resp == nil {
+	c, r, err := testdial.Try(t, s.WSURL, testenv.Token(t, user), waitLimit)
+	if err != nil {
 		t.Fatalf("dial as %s: %v", user, err)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Error struct {
-			Code string `json:"code"`
-		} `json:"error"`
+	if c != nil {
+		return c, http.StatusSwitchingProtocols, ""
 	}
-	b, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(b, &body)
-	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+	if r.Status == http.StatusTooManyRequests && r.RetryAfter == "" {
 		t.Errorf("a 429 without Retry-After")
 	}
-	return nil, resp.StatusCode, body.Error.Code
+	return nil, r.Status, r.Code
 }
 
 func TestCluster_ConnectionsPerUserCountAcrossInstances(t *testing.T) {

@@ -13,8 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,8 +21,10 @@ import (
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/tcpproxy"
 	"github.com/dashsync/dashsync/internal/testenv"
+	"github.com/dashsync/dashsync/internal/testmetrics"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/internal/testredis"
+	"github.com/dashsync/dashsync/internal/testtab"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	dsync "github.com/dashsync/dashsync/sync"
 )
@@ -80,26 +80,6 @@ func awaitReadiness(t testing.TB, status int, check string, ok bool, servers ...
 	}
 }
 
-// counter reads one unlabelled counter from s's /metrics.
-func counter(t testing.TB, s *testenv.Server, name string) float64 {
-	t.Helper()
-	status, body := rest(t, s, http.MethodGet, "/metrics", nil)
-	if status != http.StatusOK {
-		t.Fatalf("GET /metrics: %d", status)
-	}
-	for line := range strings.Lines(string(body)) {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %q: %v", name, v, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("metric %s is not on /metrics", name)
-	return 0
-}
-
 func TestFault_RedisCutMidRunLosesNoAcknowledgedEditAndSubscribersCatchUp(t *testing.T) {
 	t.Parallel()
 	testredis.Require(t)
@@ -107,10 +87,7 @@ func TestFault_RedisCutMidRunLosesNoAcknowledgedEditAndSubscribersCatchUp(t *tes
 	c := newCluster(t, clusterOptions{RedisURL: redisURL, Hub: sweepEvery})
 	l, ws := seed(t, c.a, 5)
 	editors := editorsOn(t, c, l, ws[1:])
-	tabs := []*tab{openTab(t, c.a, l.ID, "watcher on A"), openTab(t, c.b, l.ID, "watcher on B")}
-	for _, e := range editors {
-		tabs = append(tabs, e.tab)
-	}
+	tabs := withWatchers(t, c, l.ID, editors)
 
 	// Redis is cut once cutAt edits are acknowledged. Edits go on meanwhile (Postgres
 	// decides, each instance serves its own sockets), but past holdAt they wait for
@@ -183,14 +160,14 @@ func TestFault_RedisCutMidRunLosesNoAcknowledgedEditAndSubscribersCatchUp(t *tes
 	// once it was back, so its hub re-read the layouts at once.
 	for i, s := range []*testenv.Server{c.a, c.b} {
 		eventually(t, fmt.Sprintf("instance %d's broker reporting the loss", i), func() bool {
-			return counter(t, s, "dashsync_broker_losses_total") >= 1
+			return testmetrics.Value(t, s, "dashsync_broker_losses_total") >= 1
 		})
 	}
 }
 
 // cutEdit is an edit sent while Postgres was cut.
 type cutEdit struct {
-	via    *tab
+	via    *testtab.Tab
 	base   int64
 	editID string
 	ops    []dsync.Op
@@ -202,10 +179,7 @@ func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 	c := newCluster(t, clusterOptions{DatabaseURL: dbURL, Hub: sweepEvery})
 	l, ws := seed(t, c.a, 3)
 	editors := editorsOn(t, c, l, ws[1:])
-	tabs := []*tab{openTab(t, c.a, l.ID, "watcher on A"), openTab(t, c.b, l.ID, "watcher on B")}
-	for _, e := range editors {
-		tabs = append(tabs, e.tab)
-	}
+	tabs := withWatchers(t, c, l.ID, editors)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 
@@ -217,7 +191,7 @@ func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 	}
 	head := int64(1 + 20*len(editors))
 	for _, tb := range tabs {
-		tb.waitVersion(t, head)
+		tb.WaitVersion(t, head)
 	}
 
 	proxy.Cut()
@@ -231,20 +205,20 @@ func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 	unanswered := map[int64]string{} // request id → editId, for replies that come later
 	for i, e := range editors {
 		for j := range 5 {
-			ce := cutEdit{via: e.tab, base: head, editID: uuid.NewString(),
+			ce := cutEdit{via: e.Tab, base: head, editID: uuid.NewString(),
 				ops: []dsync.Op{jsonOp("add", fmt.Sprintf("/settings/cut-%d-%d", i, j), j)}}
 			sent = append(sent, ce)
-			msg := map[string]any{"type": "edit", "channel": ce.via.channel, "base": ce.base, "editId": ce.editID, "ops": ce.ops}
+			msg := map[string]any{"type": "edit", "channel": ce.via.Channel, "base": ce.base, "editId": ce.editID, "ops": ce.ops}
 			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-			m, err := ce.via.c.Request(rctx, msg)
+			m, err := ce.via.Conn.Request(rctx, msg)
 			rcancel()
 			switch {
 			case errors.Is(err, context.DeadlineExceeded):
 				unanswered[msg["id"].(int64)] = ce.editID
 			case err != nil:
-				t.Fatalf("%s: edit during the cut: %v", ce.via.name, err)
+				t.Fatalf("%s: edit during the cut: %v", ce.via.Name, err)
 			case m.Type != "error" || m.Error == nil || m.Error.Code != string(dsync.CodeUnavailable):
-				t.Fatalf("%s: edit during the cut: got %s, want an error with code %s", ce.via.name, m.Raw, dsync.CodeUnavailable)
+				t.Fatalf("%s: edit during the cut: got %s, want an error with code %s", ce.via.Name, m.Raw, dsync.CodeUnavailable)
 			}
 		}
 	}
@@ -277,17 +251,17 @@ func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 	resend := func(t *testing.T, ce cutEdit) wsclient.Msg {
 		t.Helper()
 		var m wsclient.Msg
-		eventually(t, ce.via.name+" resending edit "+ce.editID+" until acknowledged", func() bool {
+		eventually(t, ce.via.Name+" resending edit "+ce.editID+" until acknowledged", func() bool {
 			var err error
-			m, err = ce.via.edit(ctx, ce.base, ce.editID, ce.ops)
+			m, err = ce.via.Edit(ctx, ce.base, ce.editID, ce.ops)
 			if err != nil {
-				t.Fatalf("%s: resend: %v", ce.via.name, err)
+				t.Fatalf("%s: resend: %v", ce.via.Name, err)
 			}
 			if m.Type == "error" && m.Error != nil && m.Error.Code == string(dsync.CodeUnavailable) {
 				return false
 			}
 			if m.Type != "ack" || m.Version <= ce.base {
-				t.Fatalf("%s: resend of %s on base %d: got %s, want an ack of a version after the base", ce.via.name, ce.editID, ce.base, m.Raw)
+				t.Fatalf("%s: resend of %s on base %d: got %s, want an ack of a version after the base", ce.via.Name, ce.editID, ce.base, m.Raw)
 			}
 			return true
 		})
@@ -297,7 +271,7 @@ func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 	for _, ce := range sent {
 		first := resend(t, ce)
 		if again := resend(t, ce); again.Version != first.Version || again.Rebased != first.Rebased {
-			t.Errorf("%s: second resend of %s: got %s, want the first ack %s", ce.via.name, ce.editID, again.Raw, first.Raw)
+			t.Errorf("%s: second resend of %s: got %s, want the first ack %s", ce.via.Name, ce.editID, again.Raw, first.Raw)
 		}
 		acks = append(acks, acked{EditID: ce.editID, Version: first.Version, Ops: ce.ops})
 		last = max(last, first.Version)
@@ -333,14 +307,12 @@ func TestFault_PostgresCutRefusesEditsAndTheirResendsCommitOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tb := range tabs {
-		tb.mu.Lock()
-		for _, m := range tb.late {
+		for _, m := range tb.Late() {
 			id, ok := unanswered[*m.ID]
 			if !ok || (m.Type == "ack" && (m.Version < 1 || m.Version > last || log[m.Version-1].EditID != id)) {
-				t.Errorf("%s: late reply %s: it acknowledges what the op log does not have", tb.name, m.Raw)
+				t.Errorf("%s: late reply %s: it acknowledges what the op log does not have", tb.Name, m.Raw)
 			}
 		}
-		tb.mu.Unlock()
 	}
 	t.Logf("Postgres cut for %v: %d WebSocket edits refused (%d left unanswered) and a PATCH; all committed once after", cutFor, len(sent), len(unanswered))
 }

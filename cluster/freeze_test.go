@@ -16,6 +16,7 @@ import (
 
 	"github.com/dashsync/dashsync/internal/tcpproxy"
 	"github.com/dashsync/dashsync/internal/testredis"
+	"github.com/dashsync/dashsync/internal/testtab"
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
@@ -38,7 +39,7 @@ func TestFault_RedisFrozenHoldsNoAcknowledgementAndTheOtherInstanceCatchesUp(t *
 	edit := func(k int, base int64) int64 {
 		t.Helper()
 		start := time.Now()
-		m, err := editor.edit(ctx, base, uuid.NewString(), []dsync.Op{jsonOp("add", fmt.Sprintf("/settings/k%d", k), k)})
+		m, err := editor.Edit(ctx, base, uuid.NewString(), []dsync.Op{jsonOp("add", fmt.Sprintf("/settings/k%d", k), k)})
 		took := time.Since(start)
 		if err != nil {
 			t.Fatalf("edit %d: %v", k, err)
@@ -54,7 +55,7 @@ func TestFault_RedisFrozenHoldsNoAcknowledgementAndTheOtherInstanceCatchesUp(t *
 
 	// Redis works: B sees the first edit through it.
 	head := edit(0, l.Version)
-	watcher.waitVersion(t, head)
+	watcher.WaitVersion(t, head)
 
 	proxy.Freeze()
 	frozenAt := time.Now()
@@ -64,10 +65,10 @@ func TestFault_RedisFrozenHoldsNoAcknowledgementAndTheOtherInstanceCatchesUp(t *
 	t.Logf("5 edits acknowledged in %v with Redis frozen", time.Since(frozenAt).Round(time.Millisecond))
 	proxy.Thaw()
 
-	watcher.waitVersion(t, head)
-	editor.waitVersion(t, head)
-	for _, tb := range []*tab{editor, watcher} {
-		tb.checkVersions(t, l.Version+1, head)
+	watcher.WaitVersion(t, head)
+	editor.WaitVersion(t, head)
+	for _, tb := range []*testtab.Tab{editor, watcher} {
+		tb.CheckVersions(t, l.Version+1, head)
 	}
-	checkConverged(t, c.a, l.ID, editor, watcher)
+	testtab.CheckConverged(t, c.a, owner, l.ID, editor, watcher)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/internal/testredis"
+	"github.com/dashsync/dashsync/internal/testtab"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/postgres"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -363,7 +364,7 @@ func TestFault_InstanceKilledItsClientsResumeOnTheOther(t *testing.T) {
 		tb.mu.Unlock()
 		for i, v := range seen {
 			if want := int64(1 + i); v != want {
-				t.Fatalf("%s: versions %s: at %d got %d, want %d", tb.name, summarize(seen), i, v, want)
+				t.Fatalf("%s: versions %s: at %d got %d, want %d", tb.name, testtab.Summarize(seen), i, v, want)
 			}
 		}
 		if int64(len(seen)) != head.Version {

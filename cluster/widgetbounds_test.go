@@ -7,12 +7,11 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/dashsync/dashsync/internal/testenv"
+	"github.com/dashsync/dashsync/internal/testlimit"
+	"github.com/dashsync/dashsync/internal/testrest"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/ratelimit"
-	"github.com/dashsync/dashsync/store/redis"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/widgetdata"
 )
@@ -22,14 +21,14 @@ import (
 // last fetch, on either instance, is answered from the shared cache, and one user's
 // fetch budget is one across the cluster.
 
-// newBoundsCluster is newDataCluster plus the per-user fetch budget lim, kept by the
-// Redis limiter as cmd/dashsync wires it with Redis configured.
+// newBoundsCluster is newDataCluster plus the per-user fetch budget lim, kept by a
+// Redis limiter per instance under the cluster's prefix, as cmd/dashsync wires it
+// with Redis configured.
 func newBoundsCluster(t *testing.T, src widgetdata.Fetcher, lim ratelimit.Limit) cluster {
 	t.Helper()
-	return newDataCluster(t, src, func(rdb *goredis.Client, prefix string) func(*widgetdata.Options) {
-		return func(o *widgetdata.Options) {
-			o.FetchLimiter, o.FetchRate = redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix}), lim
-		}
+	return newDataCluster(t, src, func(prefix string) func(*widgetdata.Options) {
+		l := testlimit.Redis(t, prefix)
+		return func(o *widgetdata.Options) { o.FetchLimiter, o.FetchRate = l, lim }
 	})
 }
 
@@ -95,29 +94,8 @@ func TestWidgetBounds_FetchBudgetIsPerUserAcrossInstances(t *testing.T) {
 			ids = append(ids, countingWidget(t, s, 3600).ID)
 		}
 		_, body := rest(t, s, http.MethodPost, "/api/dashboard/widgets/batch", map[string]any{"ids": ids, "refresh": true})
-		var got struct {
-			Results map[string]struct {
-				Status int `json:"status"`
-				Error  *struct {
-					Code         string `json:"code"`
-					RetryAfterMs int64  `json:"retryAfterMs"`
-				} `json:"error"`
-			} `json:"results"`
-		}
-		if err := json.Unmarshal(body, &got); err != nil {
-			t.Fatal(err)
-		}
-		for _, id := range ids {
-			switch r := got.Results[id]; {
-			case r.Status == http.StatusOK:
-				ok++
-			case r.Status == http.StatusTooManyRequests && r.Error != nil && r.Error.Code == "rate_limited" && r.Error.RetryAfterMs > 0:
-				limited++
-			default:
-				t.Fatalf("widget %s: got %+v, want 200 or 429 rate_limited with retryAfterMs", id, r)
-			}
-		}
-		return ok, limited
+		answered, refused := testrest.SplitRateLimited(t, body, ids)
+		return len(answered), len(refused)
 	}
 	if ok, limited := batch(c.a, 8); ok != 8 || limited != 0 {
 		t.Fatalf("8 forced refreshes on instance a: %d answered, %d rate limited; want 8 and 0", ok, limited)

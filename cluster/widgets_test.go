@@ -51,9 +51,9 @@ func (countingKinds) CheckSource(ctx context.Context, src dsync.Source) error {
 
 // newDataCluster starts two instances on one Postgres database and one Redis, with
 // the Redis widget-data cache and leases, fetching test.count from src.
-// data, when given, adjusts each instance's widget data options, with its Redis
-// client and the cluster's prefix.
-func newDataCluster(t *testing.T, src widgetdata.Fetcher, data ...func(rdb *goredis.Client, prefix string) func(*widgetdata.Options)) cluster {
+// data, when given, adjusts each instance's widget data options, with the cluster's
+// prefix.
+func newDataCluster(t *testing.T, src widgetdata.Fetcher, data ...func(prefix string) func(*widgetdata.Options)) cluster {
 	t.Helper()
 	testredis.Require(t)
 	dbURL := testpg.NewDatabase(t)
@@ -65,7 +65,7 @@ func newDataCluster(t *testing.T, src widgetdata.Fetcher, data ...func(rdb *gore
 		t.Cleanup(func() { _ = rdb.Close() })
 		var dataOpts func(*widgetdata.Options)
 		for _, d := range data {
-			dataOpts = d(rdb, prefix)
+			dataOpts = d(prefix)
 		}
 		return testenv.New(t, testenv.Options{Backend: "postgres", Store: openPostgres(t, dbURL),
 			Broker: br, Presence: pr, Sources: countingKinds{},

@@ -1,46 +1,19 @@
 package hub_test
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
+	"github.com/dashsync/dashsync/internal/testmetrics"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/wire"
 )
-
-// scrapeCounter reads one unlabelled counter or gauge from the server's /metrics.
-func scrapeCounter(t testing.TB, s *testenv.Server, name string) float64 {
-	t.Helper()
-	res, err := http.Get(s.URL + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	defer res.Body.Close()
-	sc := bufio.NewScanner(res.Body)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		v, ok := strings.CutPrefix(sc.Text(), name+" ")
-		if !ok {
-			continue
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatalf("metric %s: %q: %v", name, v, err)
-		}
-		return f
-	}
-	t.Fatalf("metric %s is not on /metrics", name)
-	return 0
-}
 
 // opVersions lists the versions of the op messages of ch, in the order received, and
 // fails on a reset snapshot (that would be a delivery that is not every version).
@@ -117,7 +90,7 @@ func TestSlowConsumer_ClosedWith1013OthersKeepPace(t *testing.T) {
 		}
 	}
 	editor := s.Dial(t, "alice", nil)
-	fullBefore := scrapeCounter(t, s, "dashsync_ws_queue_full_total")
+	fullBefore := testmetrics.Value(t, s, "dashsync_ws_queue_full_total")
 
 	// Stream edits of ~15 KiB each (settings are at most 16 KiB) until the hub has
 	// given up on the slow tab, then a few more: versions committed after it was cut
@@ -139,7 +112,7 @@ func TestSlowConsumer_ClosedWith1013OthersKeepPace(t *testing.T) {
 			t.Fatalf("edit %d on version %d: got %s %+v (%v), want an ack of version %d", n, version, r.Type, r.Error, err, version+1)
 		}
 		version = r.Version
-		if cutAt == 0 && n%10 == 0 && scrapeCounter(t, s, "dashsync_ws_queue_full_total") > fullBefore {
+		if cutAt == 0 && n%10 == 0 && testmetrics.Value(t, s, "dashsync_ws_queue_full_total") > fullBefore {
 			cutAt = version
 		}
 	}
@@ -183,7 +156,7 @@ func TestSlowConsumer_ClosedWith1013OthersKeepPace(t *testing.T) {
 	if last >= version {
 		t.Fatalf("the slow tab got every version up to %d although its queue was full", last)
 	}
-	if got := scrapeCounter(t, s, "dashsync_ws_queue_full_total"); got != fullBefore+1 {
+	if got := testmetrics.Value(t, s, "dashsync_ws_queue_full_total"); got != fullBefore+1 {
 		t.Fatalf("dashsync_ws_queue_full_total: got %v, want %v (the slow tab only)", got, fullBefore+1)
 	}
 

@@ -5,9 +5,6 @@ package hub_test
 // a closed connection frees its slot; a slot store that cannot answer admits.
 
 import (
-	"context"
-	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -17,6 +14,7 @@ import (
 
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/tcpproxy"
+	"github.com/dashsync/dashsync/internal/testdial"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/memory"
@@ -40,29 +38,16 @@ type refusal struct {
 // refusal instead (and a nil client).
 func tryDial(t testing.TB, url, user string) (*wsclient.Client, refusal) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, resp, err := wsclient.Dial(ctx, url, wsclient.Options{Token: testenv.Token(t, user)})
-	if err == nil {
-		t.Cleanup(c.CloseNow)
-		return c, refusal{}
-	}
-	if resp == nil {
+	c, r, err := testdial.Try(t, url, testenv.Token(t, user), 10*time.Second)
+	switch {
+	case err != nil:
 		t.Fatalf("dial as %s: %v", user, err)
+	case c != nil:
+		return c, refusal{}
+	case r.BodyErr != nil:
+		t.Fatalf("dial as %s refused with %d and body %q, not the error body", user, r.Status, r.Body)
 	}
-	defer resp.Body.Close()
-	var body struct {
-		Error struct {
-			Code         string `json:"code"`
-			RetryAfterMs int64  `json:"retryAfterMs"`
-		} `json:"error"`
-	}
-	b, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(b, &body); err != nil {
-		t.Fatalf("dial as %s refused with %d and body %q, not the error body", user, resp.StatusCode, b)
-	}
-	return nil, refusal{status: resp.StatusCode, retryAfter: resp.Header.Get("Retry-After"),
-		code: body.Error.Code, retryMs: body.Error.RetryAfterMs}
+	return nil, refusal{status: r.Status, retryAfter: r.RetryAfter, code: r.Code, retryMs: r.RetryAfterMs}
 }
 
 // wantRefused fails t unless r is SPEC §12's refusal: 429 rate_limited, Retry-After.

@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,7 +14,9 @@ import (
 	"time"
 
 	"github.com/dashsync/dashsync/hub"
+	"github.com/dashsync/dashsync/internal/testdoc"
 	"github.com/dashsync/dashsync/internal/testenv"
+	"github.com/dashsync/dashsync/internal/testtab"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/memory"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -123,7 +124,7 @@ func TestGap_LossyReorderingBrokerStillDeliversEveryVersionOnceInOrder(t *testin
 		s := testenv.New(t, testenv.Options{Backend: backend, Broker: br,
 			Hub: func(c *hub.Config) { c.SweepInterval = 50 * time.Millisecond }})
 		l, ws := seed(t, s, "alice")
-		tabs := []*tab{
+		tabs := []*testtab.Tab{
 			openTab(t, s, "alice", l.ID, "tab 1"),
 			openTab(t, s, "alice", l.ID, "tab 2"),
 			openTab(t, s, "alice", l.ID, "tab 3"),
@@ -144,13 +145,13 @@ func TestGap_LossyReorderingBrokerStillDeliversEveryVersionOnceInOrder(t *testin
 		}
 		commitUntilBehind(100)
 		joiner := dialTab(t, s, "alice", l.ID, "tab joining midway")
-		joinedAt := joiner.subscribe(t, nil).Version
+		joinedAt := joiner.Subscribe(t, nil).Version
 		commitY(t, s, "alice", l.ID, ws[1], 50)
-		leaver.c.CloseNow()
-		left := leaver.doc()
+		leaver.Conn.CloseNow()
+		left := leaver.Doc()
 		commitUntilBehind(200)
 		resumed := dialTab(t, s, "alice", l.ID, "tab that reconnected")
-		resumedAt := resumed.subscribe(t, &left).Version
+		resumedAt := resumed.Subscribe(t, &left).Version
 		commitY(t, s, "alice", l.ID, ws[0], max(0, 300-int(resumedAt)))
 
 		// The last version's message is lost with no later one to reveal the gap: only
@@ -159,22 +160,22 @@ func TestGap_LossyReorderingBrokerStillDeliversEveryVersionOnceInOrder(t *testin
 		last := commitY(t, s, "alice", l.ID, ws[1], 1)
 		all := append(tabs, joiner, resumed)
 		for _, tb := range all {
-			tb.waitVersion(t, last)
+			tb.WaitVersion(t, last)
 		}
 		// A barrier: one more version with the faults off. The broker delivers within
 		// the publication, so once every tab has it nothing older is still on its way.
 		br.configure(func(b *lossyBroker) { b.dropAll, b.dropRate, b.holdRate = false, 0, 0 })
 		last = commitY(t, s, "alice", l.ID, ws[0], 1)
 		for _, tb := range all {
-			tb.waitVersion(t, last)
+			tb.WaitVersion(t, last)
 		}
 		for _, tb := range tabs {
-			tb.checkVersions(t, 2, last)
+			tb.CheckVersions(t, 2, last)
 		}
-		leaver.checkVersions(t, 2, left.Version)
-		joiner.checkVersions(t, joinedAt+1, last)
-		resumed.checkVersions(t, resumedAt+1, last)
-		checkConverged(t, s, "alice", l.ID, all...)
+		leaver.CheckVersions(t, 2, left.Version)
+		joiner.CheckVersions(t, joinedAt+1, last)
+		resumed.CheckVersions(t, resumedAt+1, last)
+		testtab.CheckConverged(t, s, "alice", l.ID, all...)
 
 		dropped, reorders := br.stats()
 		t.Logf("seed %d: %d versions; the broker lost %d messages and reordered %d; joined at %d, left at %d, resumed at %d",
@@ -245,7 +246,7 @@ func TestGap_SubscribeWhileTheLastSubscriberLeavesStillGetsLiveVersions(t *testi
 
 		left := make(chan error, 1)
 		go func() {
-			r, err := leaver.c.Request(ctx, map[string]any{"type": "unsubscribe", "channel": leaver.channel})
+			r, err := leaver.Conn.Request(ctx, map[string]any{"type": "unsubscribe", "channel": leaver.Channel})
 			if err == nil && r.Type != "unsubscribed" {
 				err = fmt.Errorf("unsubscribe: got %s", r.Raw)
 			}
@@ -262,7 +263,7 @@ func TestGap_SubscribeWhileTheLastSubscriberLeavesStillGetsLiveVersions(t *testi
 		}
 		joined := make(chan reply, 1)
 		go func() {
-			m, err := joiner.c.Request(ctx, map[string]any{"type": "subscribe", "channel": joiner.channel})
+			m, err := joiner.Conn.Request(ctx, map[string]any{"type": "subscribe", "channel": joiner.Channel})
 			joined <- reply{m, err}
 		}()
 		// A correct hub holds the joiner back until the Unsubscribe is done; a broken
@@ -280,11 +281,11 @@ func TestGap_SubscribeWhileTheLastSubscriberLeavesStillGetsLiveVersions(t *testi
 		if r.err != nil {
 			t.Fatal(r.err)
 		}
-		joiner.subscribed(t, r.m, nil)
+		joiner.Subscribed(t, r.m, nil)
 
 		v := commitY(t, s, "alice", l.ID, ws[0], 1)
-		joiner.waitVersion(t, v)
-		joiner.checkVersions(t, 2, v)
+		joiner.WaitVersion(t, v)
+		joiner.CheckVersions(t, 2, v)
 	})
 }
 
@@ -308,14 +309,14 @@ func TestResume_ReconnectWithSinceGetsExactlyTheMissedVersions(t *testing.T) {
 				l, ws := seed(t, s, "alice")
 				old := openTab(t, s, "alice", l.ID, "tab before the reconnect")
 				v := commitY(t, s, "alice", l.ID, ws[0], 5)
-				old.waitVersion(t, v)
-				old.checkVersions(t, 2, v)
-				old.c.CloseNow()
-				from := old.doc()
+				old.WaitVersion(t, v)
+				old.CheckVersions(t, 2, v)
+				old.Conn.CloseNow()
+				from := old.Doc()
 
 				last := commitY(t, s, "alice", l.ID, ws[1], tc.away)
 				tb := dialTab(t, s, "alice", l.ID, "tab after the reconnect")
-				r := tb.subscribe(t, &from)
+				r := tb.Subscribe(t, &from)
 				if r.Version != last {
 					t.Fatalf("subscribed: got version %d, want %d", r.Version, last)
 				}
@@ -338,16 +339,16 @@ func TestResume_ReconnectWithSinceGetsExactlyTheMissedVersions(t *testing.T) {
 						want = append(want, x)
 					}
 					if !slices.Equal(versions, want) {
-						t.Fatalf("subscribe since %d: got versions %s, want %d…%d in order", v, summarize(versions), v+1, last)
+						t.Fatalf("subscribe since %d: got versions %s, want %d…%d in order", v, testtab.Summarize(versions), v+1, last)
 					}
 				}
-				checkConverged(t, s, "alice", l.ID, tb)
+				testtab.CheckConverged(t, s, "alice", l.ID, tb)
 
 				// Later versions arrive as ops after the reply; none it carried comes again.
 				end := commitY(t, s, "alice", l.ID, ws[0], 3)
-				tb.waitVersion(t, end)
-				tb.checkVersions(t, last+1, end)
-				checkConverged(t, s, "alice", l.ID, tb)
+				tb.WaitVersion(t, end)
+				tb.CheckVersions(t, last+1, end)
+				testtab.CheckConverged(t, s, "alice", l.ID, tb)
 			})
 		}
 	})
@@ -357,21 +358,6 @@ func TestResume_ReconnectWithSinceGetsExactlyTheMissedVersions(t *testing.T) {
 func rest(t testing.TB, s *testenv.Server, method, path string, body any) (int, []byte) {
 	t.Helper()
 	return s.REST(t, "alice", method, path, body)
-}
-
-// sameOps compares ops by kind, path and canonical value.
-func sameOps(a, b []dsync.Op) bool {
-	return slices.EqualFunc(a, b, func(x, y dsync.Op) bool {
-		if x.Op != y.Op || x.Path != y.Path || (len(x.Value) == 0) != (len(y.Value) == 0) {
-			return false
-		}
-		if len(x.Value) == 0 {
-			return true
-		}
-		cx, errx := dsync.Canonical(x.Value)
-		cy, erry := dsync.Canonical(y.Value)
-		return errx == nil && erry == nil && bytes.Equal(cx, cy)
-	})
 }
 
 func TestDelivery_RESTWriteReachesOpenSockets(t *testing.T) {
@@ -449,20 +435,19 @@ func TestDelivery_RESTWriteReachesOpenSockets(t *testing.T) {
 				if got.Version != tc.wantVersion || got.Rebased != tc.wantRebased {
 					t.Fatalf("%s: got version %d rebased %v, want %d rebased %v", tc.method, got.Version, got.Rebased, tc.wantVersion, tc.wantRebased)
 				}
-				tb.waitVersion(t, tc.wantVersion)
-				tb.mu.Lock()
-				m := tb.ops[len(tb.ops)-1]
-				tb.mu.Unlock()
+				tb.WaitVersion(t, tc.wantVersion)
+				sent := tb.Ops()
+				m := sent[len(sent)-1]
 				var ops []dsync.Op
 				if err := json.Unmarshal(m.Ops, &ops); err != nil {
 					t.Fatal(err)
 				}
-				if m.Version != tc.wantVersion || m.Author != "alice" || m.Client != "" || !sameOps(ops, tc.wantOps) {
+				if m.Version != tc.wantVersion || m.Author != "alice" || m.Client != "" || !testdoc.SameOps(ops, tc.wantOps) {
 					t.Fatalf("op message: got %s, want version %d by alice (no client) with ops %+v", m.Raw, tc.wantVersion, tc.wantOps)
 				}
 			})
 		}
-		tb.checkVersions(t, 2, 4)
-		checkConverged(t, s, "alice", l.ID, tb)
+		tb.CheckVersions(t, 2, 4)
+		testtab.CheckConverged(t, s, "alice", l.ID, tb)
 	})
 }

@@ -10,35 +10,18 @@ import (
 
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
+	"github.com/dashsync/dashsync/internal/testpresence"
 	"github.com/dashsync/dashsync/internal/wsclient"
 )
 
-// presenceEntry is one client in a presence message's joined or left list.
-type presenceEntry struct {
-	User   string `json:"user"`
-	Client string `json:"client"`
-}
-
-// presenceUser is one user in a subscribed reply's presence list.
-type presenceUser struct {
-	User    string   `json:"user"`
-	Clients []string `json:"clients"`
-}
-
 // presenceMsgs returns the presence messages of ch with their joined and left lists.
-func presenceMsgs(t testing.TB, ms []wsclient.Msg, ch string) (joined, left [][]presenceEntry) {
+func presenceMsgs(t testing.TB, ms []wsclient.Msg, ch string) (joined, left [][]testpresence.Entry) {
 	t.Helper()
 	for _, m := range ofType(ms, "presence") {
 		if m.Channel != ch {
 			t.Fatalf("a presence message of %s reached a subscriber of %s only: %s", m.Channel, ch, m.Raw)
 		}
-		var j, l []presenceEntry
-		if err := json.Unmarshal(m.Joined, &j); err != nil {
-			t.Fatalf("presence joined: %v in %s", err, m.Raw)
-		}
-		if err := json.Unmarshal(m.Left, &l); err != nil {
-			t.Fatalf("presence left: %v in %s", err, m.Raw)
-		}
+		j, l := testpresence.Changes(t, m)
 		joined, left = append(joined, j), append(left, l)
 	}
 	return joined, left
@@ -46,7 +29,7 @@ func presenceMsgs(t testing.TB, ms []wsclient.Msg, ch string) (joined, left [][]
 
 // countClients counts how often each client appears across lists; it fails on an
 // entry of another user than user.
-func countClients(t testing.TB, lists [][]presenceEntry, user string) map[string]int {
+func countClients(t testing.TB, lists [][]testpresence.Entry, user string) map[string]int {
 	t.Helper()
 	n := map[string]int{}
 	for _, l := range lists {
@@ -60,18 +43,18 @@ func countClients(t testing.TB, lists [][]presenceEntry, user string) map[string
 	return n
 }
 
-func samePresence(a, b []presenceUser) bool {
-	return slices.EqualFunc(a, b, func(x, y presenceUser) bool { return x.User == y.User && slices.Equal(x.Clients, y.Clients) })
+func samePresence(a, b []testpresence.User) bool {
+	return slices.EqualFunc(a, b, func(x, y testpresence.User) bool { return x.User == y.User && slices.Equal(x.Clients, y.Clients) })
 }
 
 // subscribePresence subscribes c to ch and returns the presence list of the reply.
-func subscribePresence(t testing.TB, c *wsclient.Client, ch string) []presenceUser {
+func subscribePresence(t testing.TB, c *wsclient.Client, ch string) []testpresence.User {
 	t.Helper()
 	r := req(t, c, map[string]any{"type": "subscribe", "channel": ch})
 	if r.Type != "subscribed" {
 		t.Fatalf("subscribe %s: got %s", ch, r.Raw)
 	}
-	var p []presenceUser
+	var p []testpresence.User
 	if err := json.Unmarshal(r.Presence, &p); err != nil {
 		t.Fatalf("subscribed.presence: %v in %s", err, r.Raw)
 	}
@@ -93,11 +76,11 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 	// An observer tab of alice's, already there and told of its own join.
 	obsBox := newInbox()
 	obs := s.Dial(t, "alice", obsBox.add)
-	if p := subscribePresence(t, obs, ach); !samePresence(p, []presenceUser{{"alice", []string{obs.Hello.Client}}}) {
+	if p := subscribePresence(t, obs, ach); !samePresence(p, []testpresence.User{{User: "alice", Clients: []string{obs.Hello.Client}}}) {
 		t.Fatalf("the first subscriber's presence: got %+v, want alice with its own client only", p)
 	}
 	obsBox.waitFor(t, "the observer's own join", func(ms []wsclient.Msg) bool { return len(ofType(ms, "presence")) == 1 })
-	if j, _ := presenceMsgs(t, obsBox.all(), ach); !slices.Equal(j[0], []presenceEntry{{"alice", obs.Hello.Client}}) {
+	if j, _ := presenceMsgs(t, obsBox.all(), ach); !slices.Equal(j[0], []testpresence.Entry{{User: "alice", Client: obs.Hello.Client}}) {
 		t.Fatalf("the observer's own join: got %+v", j[0])
 	}
 
@@ -124,7 +107,7 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	replies := make([][]presenceUser, len(tabs))
+	replies := make([][]testpresence.User, len(tabs))
 	for i := range subs {
 		if errs[i] != nil || raw[i].Type != "subscribed" {
 			t.Fatalf("subscribe %d: got %s, %v", i, raw[i].Raw, errs[i])
@@ -175,7 +158,7 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 	// A later subscriber sees alice once, with every client, its own included.
 	late := s.Dial(t, "alice", nil)
 	want := slices.Sorted(slices.Values(append(slices.Clone(all), late.Hello.Client)))
-	if p := subscribePresence(t, late, ach); !samePresence(p, []presenceUser{{"alice", want}}) {
+	if p := subscribePresence(t, late, ach); !samePresence(p, []testpresence.User{{User: "alice", Clients: want}}) {
 		t.Fatalf("a fifth tab's subscribed.presence: got %+v, want [{alice %v}]", p, want)
 	}
 	obsBox.waitFor(t, "the fifth tab's join", func(ms []wsclient.Msg) bool {

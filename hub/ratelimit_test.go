@@ -7,40 +7,13 @@ import (
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
-
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
-	"github.com/dashsync/dashsync/internal/testredis"
+	"github.com/dashsync/dashsync/internal/testlimit"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/ratelimit"
-	"github.com/dashsync/dashsync/store/memory"
-	"github.com/dashsync/dashsync/store/redis"
 	dsync "github.com/dashsync/dashsync/sync"
 )
-
-// rateLimiters are the limiter backends the WebSocket limits are tested on.
-var rateLimiters = []struct {
-	name string
-	new  func(t testing.TB) ratelimit.Limiter
-}{
-	{"memory", func(testing.TB) ratelimit.Limiter { return memory.NewLimiter(memory.LimiterOptions{}) }},
-	{"redis", func(t testing.TB) ratelimit.Limiter {
-		prefix := testredis.Prefix(t)
-		opt, _ := testredis.ParseURL(testredis.URL())
-		rdb := goredis.NewClient(opt)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			iter := rdb.Scan(ctx, 0, "rate:"+prefix+"*", 500).Iterator()
-			for iter.Next(ctx) {
-				rdb.Del(ctx, iter.Val())
-			}
-			_ = rdb.Close()
-		})
-		return redis.NewLimiter(rdb, redis.LimiterOptions{Prefix: prefix})
-	}},
-}
 
 // limitedHub starts a server whose hub spends budgets of l under limits.
 func limitedHub(t testing.TB, l ratelimit.Limiter, limits ratelimit.Limits) *testenv.Server {
@@ -64,79 +37,73 @@ func wantRateLimited(t testing.TB, m wsclient.Msg) {
 
 func TestRateLimit_EditBurstOverTheBudgetIsRefusedAndTheConnectionStaysOpen(t *testing.T) {
 	t.Parallel()
-	for _, b := range rateLimiters {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			s := limitedHub(t, b.new(t), ratelimit.Limits{Edits: ratelimit.Limit{Rate: 0.001, Burst: 3}})
-			name, cols := "L", 12
-			l, err := s.Service.CreateLayout(context.Background(), "alice", dsync.NewLayout{Author: "alice",
-				Doc: dsync.LayoutDoc{Name: &name, Columns: &cols}})
-			if err != nil {
-				t.Fatal(err)
+	testlimit.ForEachBackend(t, func(t *testing.T, newLimiter func() ratelimit.Limiter) {
+		s := limitedHub(t, newLimiter(), ratelimit.Limits{Edits: ratelimit.Limit{Rate: 0.001, Burst: 3}})
+		name, cols := "L", 12
+		l, err := s.Service.CreateLayout(context.Background(), "alice", dsync.NewLayout{Author: "alice",
+			Doc: dsync.LayoutDoc{Name: &name, Columns: &cols}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := s.Dial(t, "alice", nil)
+		// A burst: every edit in flight at once.
+		replies := make([]wsclient.Msg, 8)
+		var wg sync.WaitGroup
+		for i := range replies {
+			wg.Go(func() { replies[i] = req(t, c, rename(l.ID, i)) })
+		}
+		wg.Wait()
+		acks := 0
+		for _, m := range replies {
+			if m.Type == "ack" {
+				acks++
+				continue
 			}
-			c := s.Dial(t, "alice", nil)
-			// A burst: every edit in flight at once.
-			replies := make([]wsclient.Msg, 8)
-			var wg sync.WaitGroup
-			for i := range replies {
-				wg.Go(func() { replies[i] = req(t, c, rename(l.ID, i)) })
-			}
-			wg.Wait()
-			acks := 0
-			for _, m := range replies {
-				if m.Type == "ack" {
-					acks++
-					continue
-				}
-				wantRateLimited(t, m)
-			}
-			if acks != 3 {
-				t.Fatalf("got %d of 8 edits acknowledged with an edit burst of 3, want 3", acks)
-			}
-			if got := req(t, c, map[string]any{"type": "ping"}); got.Type != "pong" {
-				t.Fatalf("got %s after the refusals, want pong: the connection stays open", got.Raw)
-			}
-			now, err := s.Service.Layout(context.Background(), "alice", l.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if now.Version != 1+int64(acks) {
-				t.Fatalf("got version %d after %d acks, want %d: nothing refused commits", now.Version, acks, 1+acks)
-			}
-		})
-	}
+			wantRateLimited(t, m)
+		}
+		if acks != 3 {
+			t.Fatalf("got %d of 8 edits acknowledged with an edit burst of 3, want 3", acks)
+		}
+		if got := req(t, c, map[string]any{"type": "ping"}); got.Type != "pong" {
+			t.Fatalf("got %s after the refusals, want pong: the connection stays open", got.Raw)
+		}
+		now, err := s.Service.Layout(context.Background(), "alice", l.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if now.Version != 1+int64(acks) {
+			t.Fatalf("got version %d after %d acks, want %d: nothing refused commits", now.Version, acks, 1+acks)
+		}
+	})
 }
 
 func TestRateLimit_EveryMessageSpendsTheConnectionsBudget(t *testing.T) {
 	t.Parallel()
-	for _, b := range rateLimiters {
-		t.Run(b.name, func(t *testing.T) {
-			t.Parallel()
-			// 20 a second, burst 4: a token every 50 ms.
-			s := limitedHub(t, b.new(t), ratelimit.Limits{Messages: ratelimit.Limit{Rate: 20, Burst: 4}})
-			c := s.Dial(t, "bob", nil)
-			var last wsclient.Msg
-			answered := 0
-			// Malformed and unknown messages spend the budget like any other.
-			for _, m := range []map[string]any{{"type": "nope"}, {"type": "subscribe", "channel": "bad"}, {"type": "ping"}, {"type": "ping"}, {"type": "ping"}, {"type": "ping"}} {
-				last = req(t, c, m)
-				if last.Type != "error" || last.Error.Code != "rate_limited" {
-					answered++
-				}
+	testlimit.ForEachBackend(t, func(t *testing.T, newLimiter func() ratelimit.Limiter) {
+		// 20 a second, burst 4: a token every 50 ms.
+		s := limitedHub(t, newLimiter(), ratelimit.Limits{Messages: ratelimit.Limit{Rate: 20, Burst: 4}})
+		c := s.Dial(t, "bob", nil)
+		var last wsclient.Msg
+		answered := 0
+		// Malformed and unknown messages spend the budget like any other.
+		for _, m := range []map[string]any{{"type": "nope"}, {"type": "subscribe", "channel": "bad"}, {"type": "ping"}, {"type": "ping"}, {"type": "ping"}, {"type": "ping"}} {
+			last = req(t, c, m)
+			if last.Type != "error" || last.Error.Code != "rate_limited" {
+				answered++
 			}
-			if answered < 4 || answered > 5 { // a token may refill during the burst on a slow machine
-				t.Fatalf("got %d of 6 messages answered with a burst of 4, want 4", answered)
-			}
-			wantRateLimited(t, last)
-			// The connection stays open, and the budget refills.
-			time.Sleep(time.Duration(last.Error.RetryAfterMs)*time.Millisecond + 20*time.Millisecond)
-			if got := req(t, c, map[string]any{"type": "ping"}); got.Type != "pong" {
-				t.Fatalf("got %s after waiting retryAfterMs, want pong", got.Raw)
-			}
-			// Another connection of the same user has its own budget.
-			if got := req(t, s.Dial(t, "bob", nil), map[string]any{"type": "ping"}); got.Type != "pong" {
-				t.Fatalf("got %s on a second connection, want pong", got.Raw)
-			}
-		})
-	}
+		}
+		if answered < 4 || answered > 5 { // a token may refill during the burst on a slow machine
+			t.Fatalf("got %d of 6 messages answered with a burst of 4, want 4", answered)
+		}
+		wantRateLimited(t, last)
+		// The connection stays open, and the budget refills.
+		time.Sleep(time.Duration(last.Error.RetryAfterMs)*time.Millisecond + 20*time.Millisecond)
+		if got := req(t, c, map[string]any{"type": "ping"}); got.Type != "pong" {
+			t.Fatalf("got %s after waiting retryAfterMs, want pong", got.Raw)
+		}
+		// Another connection of the same user has its own budget.
+		if got := req(t, s.Dial(t, "bob", nil), map[string]any{"type": "ping"}); got.Type != "pong" {
+			t.Fatalf("got %s on a second connection, want pong", got.Raw)
+		}
+	})
 }

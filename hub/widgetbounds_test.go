@@ -14,6 +14,7 @@ import (
 
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testnet"
+	"github.com/dashsync/dashsync/internal/testrest"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/ratelimit"
 	"github.com/dashsync/dashsync/source"
@@ -300,30 +301,7 @@ func TestFetchBudget_PerUserOnOneInstance(t *testing.T) {
 	if code != http.StatusMultiStatus {
 		t.Fatalf("batch of 30 forced refreshes: got %d, want 207", code)
 	}
-	var got struct {
-		Results map[string]struct {
-			Status int             `json:"status"`
-			Data   json.RawMessage `json:"data"`
-			Error  *struct {
-				Code         string `json:"code"`
-				RetryAfterMs int64  `json:"retryAfterMs"`
-			} `json:"error"`
-		} `json:"results"`
-	}
-	if err := json.Unmarshal(body, &got); err != nil {
-		t.Fatal(err)
-	}
-	var limited []string
-	for _, id := range ids {
-		r := got.Results[id]
-		switch {
-		case r.Status == http.StatusOK:
-		case r.Status == http.StatusTooManyRequests && r.Error != nil && r.Error.Code == "rate_limited" && r.Error.RetryAfterMs > 0:
-			limited = append(limited, id)
-		default:
-			t.Fatalf("widget %s: got %+v, want 200 or 429 rate_limited with retryAfterMs", id, r)
-		}
-	}
+	_, limited := testrest.SplitRateLimited(t, body, ids)
 	if n := src.n.Load(); n != 20 || len(limited) != 10 {
 		t.Fatalf("30 forced refreshes with a burst of 20: %d fetches, %d rate limited; want 20 and 10", n, len(limited))
 	}

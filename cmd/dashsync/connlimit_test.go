@@ -1,13 +1,13 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/internal/testdial"
 	"github.com/dashsync/dashsync/internal/testredis"
 	"github.com/dashsync/dashsync/internal/wsclient"
 )
@@ -16,21 +16,17 @@ import (
 // status when the upgrade is refused.
 func dialServe(t *testing.T, base, token string) (*wsclient.Client, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, resp, err := wsclient.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/api/ws", wsclient.Options{Token: token})
-	if err == nil {
-		t.Cleanup(c.CloseNow)
-		return c, http.StatusSwitchingProtocols
-	}
-	if resp == nil {
+	c, r, err := testdial.Try(t, "ws"+strings.TrimPrefix(base, "http")+"/api/ws", token, 30*time.Second)
+	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") == "" {
+	if c != nil {
+		return c, http.StatusSwitchingProtocols
+	}
+	if r.Status == http.StatusTooManyRequests && r.RetryAfter == "" {
 		t.Errorf("a 429 without Retry-After")
 	}
-	return nil, resp.StatusCode
+	return nil, r.Status
 }
 
 func TestServe_ConnectionsPerUserAreBoundedByDefault(t *testing.T) {

@@ -12,13 +12,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/internal/testlog"
 	"github.com/dashsync/dashsync/internal/testpg"
 )
 
@@ -36,28 +36,10 @@ func envOf(kv ...string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-// lockedBuffer is a buffer the server may write while the test reads.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // server is a `dashsync serve` running through run() in the background.
 type server struct {
 	url, token string
-	stderr     *lockedBuffer
+	stderr     *testlog.Buffer
 	cancel     context.CancelFunc
 	done       chan error
 }
@@ -73,7 +55,7 @@ func startServe(t *testing.T, getenv func(string) string, args ...string) *serve
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &server{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	s := &server{stderr: &testlog.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := run(ctx, append([]string{"serve"}, args...), pw, s.stderr, getenv)
 		pw.Close()

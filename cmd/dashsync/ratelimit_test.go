@@ -1,13 +1,13 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/internal/testlimit"
 	"github.com/dashsync/dashsync/internal/testredis"
 )
 
@@ -31,16 +31,7 @@ func TestServe_RateFlagsLimitRESTRequests(t *testing.T) {
 
 func TestServe_RedisRateLimitsHoldAcrossInstances(t *testing.T) {
 	t.Parallel()
-	prefix := testredis.Prefix(t)
-	rdb := testredis.Client(t)
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		iter := rdb.Scan(ctx, 0, "rate:"+prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
-		}
-	})
+	prefix := testlimit.Prefix(t)
 	secret := "a-secret-shared-by-both-instances-0123456789"
 	getenv := envOf("DASHSYNC_JWT_SECRET", secret, "DASHSYNC_REDIS_URL", testredis.URL(), "DASHSYNC_REDIS_PREFIX", prefix)
 	// 0.01 a second, burst 1: one request, whichever instance answers it.

@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
 
+	"github.com/dashsync/dashsync/internal/testlog"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/sqlite"
 )
@@ -46,7 +47,7 @@ type process struct {
 	url, token string        // set before banner is closed
 	banner     chan struct{} // closed once the URL and the dev token are printed
 	exited     chan struct{} // closed once the process has exited (cmd.ProcessState is set)
-	stderr     *lockedBuffer
+	stderr     *testlog.Buffer
 }
 
 // startProcess runs `bin serve --dev args…` with no DASHSYNC_* variable from the
@@ -60,7 +61,7 @@ func startProcess(t *testing.T, bin string, args ...string) *process {
 			cmd.Env = append(cmd.Env, kv)
 		}
 	}
-	p := &process{cmd: cmd, banner: make(chan struct{}), exited: make(chan struct{}), stderr: &lockedBuffer{}}
+	p := &process{cmd: cmd, banner: make(chan struct{}), exited: make(chan struct{}), stderr: &testlog.Buffer{}}
 	cmd.Stderr = p.stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

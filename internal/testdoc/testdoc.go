@@ -1,10 +1,13 @@
-// Package testdoc is the tests' client-side model of a layout document.
+// Package testdoc is for tests: the client-side model of a layout document that a
+// test's tabs keep, and a comparison of op lists.
 package testdoc
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 
 	dsync "github.com/dashsync/dashsync/sync"
 )
@@ -96,4 +99,20 @@ func (d *Doc) Apply(ops []dsync.Op) error {
 		}
 	}
 	return nil
+}
+
+// SameOps reports whether a and b are the same ops: the same kind, path and value,
+// values compared in canonical JSON.
+func SameOps(a, b []dsync.Op) bool {
+	return slices.EqualFunc(a, b, func(x, y dsync.Op) bool {
+		if x.Op != y.Op || x.Path != y.Path || (len(x.Value) == 0) != (len(y.Value) == 0) {
+			return false
+		}
+		if len(x.Value) == 0 {
+			return true
+		}
+		cx, errx := dsync.Canonical(x.Value)
+		cy, erry := dsync.Canonical(y.Value)
+		return errx == nil && erry == nil && bytes.Equal(cx, cy)
+	})
 }
