@@ -213,15 +213,25 @@ func (ch *channel) sendLocked(version int64, frame []byte) {
 
 func (ch *channel) flushPresence() {
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
 	ch.timer = nil
 	if ch.dead || (len(ch.joined) == 0 && len(ch.left) == 0) {
+		ch.mu.Unlock()
 		return
 	}
+	joined, left, local := ch.joined, ch.left, len(ch.subs)
+	ch.joined, ch.left = nil, nil
+	ch.mu.Unlock()
+
+	// Lists up to 1,000 clients on the channel, counts past them (SPEC §5). The count
+	// is the presence store's, across instances, asked without the channel's lock so
+	// that a slow store never holds its fan-out; changes meanwhile start the next
+	// interval.
 	var frame []byte
-	if n := len(ch.joined) + len(ch.left); n > 1000 || len(ch.subs) > 1000 {
-		// Past 1,000 clients the lists would dwarf the edits: counts instead.
-		counts, _ := ch.h.presenceList(context.Background(), ch.id).(presenceCounts)
+	counts, err := ch.h.presenceCounts(context.Background(), ch.id)
+	if err != nil {
+		counts = presenceCounts{Clients: local} // what this instance knows
+	}
+	if counts.Clients > maxListedClients {
 		frame = encode(outbound{Type: "presence", Channel: ch.name, Counts: &counts})
 	} else {
 		frame = encode(struct {
@@ -229,9 +239,13 @@ func (ch *channel) flushPresence() {
 			Channel string          `json:"channel"`
 			Joined  []PresenceEntry `json:"joined"`
 			Left    []PresenceEntry `json:"left"`
-		}{"presence", ch.name, nonNil(ch.joined), nonNil(ch.left)})
+		}{"presence", ch.name, nonNil(joined), nonNil(left)})
 	}
-	ch.joined, ch.left = nil, nil
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	if ch.dead {
+		return
+	}
 	for c := range ch.subs {
 		c.enqueue(frame)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"time"
 
 	dsync "github.com/dashsync/dashsync/sync"
@@ -25,7 +26,7 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 		return dsync.Errorf(dsync.CodeBadRequest, "already subscribed to %s", m.Channel)
 	}
 	if n >= c.h.cfg.MaxSubscriptions {
-		return dsync.Invalid("channel", "max", "", "at most %d subscriptions per connection", c.h.cfg.MaxSubscriptions)
+		return dsync.Invalid("channel", "max", strconv.Itoa(c.h.cfg.MaxSubscriptions), "at most %d subscriptions per connection", c.h.cfg.MaxSubscriptions)
 	}
 	switch kind {
 	case kindLayout:

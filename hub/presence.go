@@ -31,6 +31,13 @@ type Presence interface {
 	Expire(ctx context.Context, layout string) ([]PresenceEntry, error)
 }
 
+// maxListedClients is the most clients a presence list names (SPEC §5); past it,
+// `subscribed` and `presence` carry counts instead.
+const maxListedClients = 1000
+
+// presenceListTimeout bounds the presence store's answer to a count.
+const presenceListTimeout = 2 * time.Second
+
 // presenceVersion marks a broker message on a layout channel as a presence change
 // rather than a committed version.
 const presenceVersion = -1
@@ -75,7 +82,7 @@ func (h *Hub) presenceList(ctx context.Context, layoutID string) any {
 	for _, e := range es {
 		by[e.User] = append(by[e.User], e.Client)
 	}
-	if len(es) > 1000 {
+	if len(es) > maxListedClients {
 		return presenceCounts{Users: len(by), Clients: len(es)}
 	}
 	out := make([]entry, 0, len(by))
@@ -85,6 +92,23 @@ func (h *Hub) presenceList(ctx context.Context, layoutID string) any {
 	}
 	slices.SortFunc(out, func(a, b entry) int { return strings.Compare(a.User, b.User) })
 	return out
+}
+
+// presenceCounts counts the users and clients on a layout, across instances, within
+// presenceListTimeout.
+func (h *Hub) presenceCounts(ctx context.Context, layoutID string) (presenceCounts, error) {
+	ctx, cancel := context.WithTimeout(ctx, presenceListTimeout)
+	defer cancel()
+	es, err := h.cfg.Presence.List(ctx, layoutID)
+	if err != nil {
+		h.log.Warn("presence list failed", "layout", layoutID, "err", err)
+		return presenceCounts{}, err
+	}
+	users := make(map[string]struct{}, len(es))
+	for _, e := range es {
+		users[e.User] = struct{}{}
+	}
+	return presenceCounts{Users: len(users), Clients: len(es)}, nil
 }
 
 // refreshPresence keeps this instance's clients alive in the presence store and
