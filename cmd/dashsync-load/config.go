@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/dashsync/dashsync/internal/cli"
 )
 
 // Bounds on the command line: every run is bounded in time and in size.
@@ -74,7 +76,7 @@ func (u *urlList) Set(v string) error {
 }
 
 // errUsage marks a command line that does not make sense (exit status 2).
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage
 
 type usageError struct{ err error }
 

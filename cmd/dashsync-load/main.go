@@ -17,12 +17,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dashsync/dashsync/internal/cli"
 )
 
 const usageText = `dashsync-load: a bounded WebSocket load against dashsync servers.
@@ -39,15 +40,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(os.Stderr, "dashsync-load: %v\n", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "dashsync-load: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitCode("dashsync-load", err, os.Stderr))
 }
 
 // errCheck marks a run whose delivery check failed: some subscriber missed a

@@ -11,6 +11,8 @@ import (
 	"syscall"
 
 	"github.com/gin-gonic/gin"
+
+	"github.com/dashsync/dashsync/internal/cli"
 )
 
 const usageText = `dashsync: a real-time sync server for dashboards.
@@ -29,19 +31,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
 	stop()
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(os.Stderr, "dashsync: %v\n", err)
-		os.Exit(2)
-	default:
-		fmt.Fprintf(os.Stderr, "dashsync: %v\n", err)
-		os.Exit(1)
-	}
+	os.Exit(cli.ExitCode("dashsync", err, os.Stderr))
 }
 
 // errUsage marks a command line that does not make sense.
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage
 
 type usageError struct{ msg string }
 
