@@ -1,10 +1,11 @@
 // Package web holds dashsync's browser side, embedded in the binary: dashsync.js (the
 // dependency-free ES module client of the WebSocket protocol, usable by any dashboard
-// front end) and the demo dashboard served at / (index.html, app.js, style.css). There
-// is no build step: the files are served as they are in this folder.
+// front end) and the demo dashboard served at / (index.html, app.js, style.css,
+// icon.svg). There is no build step: the files are served as they are in this folder.
 //
-// It imports nothing of dashsync; api serves what FS returns (cmd wires it in). The
-// files' unit tests run with node (`make test-js`: node --test web/test/).
+// It imports nothing of dashsync; api serves what FS returns (cmd/dashsync passes it to
+// app.New, which hands it to api.Config.Web). The files' unit tests run with node
+// (`make test-js`: node --test web/test/*.test.mjs).
 package web
 
 import (

@@ -1,7 +1,8 @@
 // Package app builds a dashsync server from its parts: the domain service, the widget
 // data service, the hub and the API, wired to each other and to the store and the
-// shared backends the caller opened. It is the one wiring: cmd/dashsync builds the
-// server users run with it, and internal/testenv builds the servers tests run.
+// shared backends the caller opened (Embedded, OpenRedis and OnRedis in shared.go
+// make them). It is the one wiring: cmd/dashsync builds the server users run with it,
+// and internal/testenv builds the servers tests run.
 //
 // app reads no flags and no environment (cmd/dashsync does) and opens no store (the
 // caller owns it and closes it after Shutdown). It imports every dashsync package it
