@@ -20,9 +20,13 @@ import (
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
-// frozenAckBound bounds an acknowledgement while Redis is frozen: the broker's
-// publish timeout is 300 ms; without a bound on its socket reads go-redis waits out
-// its ReadTimeout (3 s) and more.
+// frozenAckBound bounds an acknowledgement while Redis is frozen, measured by the
+// test from its request to the ack. The latency is what this test is about (SPEC
+// §12), so it is a wall-clock bound, stated here: the code holds an ack at most for
+// the broker's publish timeout, 300 ms, and the bound is more than six times that,
+// room for a loaded machine. It has to stay under 3 s: without a bound on its socket
+// reads (ContextTimeoutEnabled) go-redis waits out its ReadTimeout (3 s) and more
+// (5 s, measured here), which is the bug the bound catches.
 const frozenAckBound = 2 * time.Second
 
 func TestFault_RedisFrozenHoldsNoAcknowledgementAndTheOtherInstanceCatchesUp(t *testing.T) {

@@ -23,8 +23,18 @@ import (
 	"github.com/dashsync/dashsync/internal/testtab"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	"github.com/dashsync/dashsync/store/postgres"
+	"github.com/dashsync/dashsync/store/redis"
 	dsync "github.com/dashsync/dashsync/sync"
 )
+
+// presenceLeaveBound bounds how long after an instance is killed its clients leave
+// the other instances' presence, a wall-clock bound stated here, not in SPEC. The
+// code takes at most about 25 s: an entry lives redis.DefaultPresenceTTL (20 s) past
+// its last renewal, which came before the kill; the survivor expires dead entries
+// every PresenceRefresh (hub's default, 5 s) and sends presence coalesced every
+// 250 ms. The bound leaves 15 s on top of that for a loaded machine, and still fails
+// an entry that lives twice its TTL, or one that never expires.
+const presenceLeaveBound = redis.DefaultPresenceTTL + 5*time.Second + 15*time.Second
 
 var listening = regexp.MustCompile(`dashsync listening on (http://\S+)`)
 
@@ -334,23 +344,25 @@ func TestFault_InstanceKilledItsClientsResumeOnTheOther(t *testing.T) {
 			t.Fatalf("edit %s acknowledged as version %d, op log has %d", id, v, byEdit[id])
 		}
 	}
-	// The dead instance's clients leave B's presence within 30 s: nobody renews them.
+	// The dead instance's clients leave B's presence: nobody renews them, so their
+	// entries expire, within presenceLeaveBound of the kill.
 	for _, id := range onA {
-		deadline := killed.Add(30 * time.Second)
+		deadline := killed.Add(presenceLeaveBound)
 		for {
 			tabs[2].mu.Lock()
 			at, ok := tabs[2].left[id]
 			tabs[2].mu.Unlock()
 			if ok {
-				if at.Sub(killed) > 30*time.Second {
-					t.Fatalf("client %s of the killed instance left after %v, want within 30 s", id, at.Sub(killed))
+				t.Logf("client %s of the killed instance left the other's presence %v after the kill", id, at.Sub(killed).Round(time.Millisecond))
+				if at.Sub(killed) > presenceLeaveBound {
+					t.Fatalf("client %s of the killed instance left after %v, want within %v", id, at.Sub(killed), presenceLeaveBound)
 				}
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("client %s of the killed instance never left the presence of the other", id)
+				t.Fatalf("client %s of the killed instance had not left the presence of the other %v after the kill", id, presenceLeaveBound)
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // polling, within the deadline
 		}
 	}
 	// Every tab has every version once, in order, across its reconnect.

@@ -44,41 +44,103 @@ func widgetData(t testing.TB, body []byte) dsync.WidgetData {
 	return *got.Data
 }
 
+// answer is one forced refresh's answer: the fetch it carries (its fetchedAt), and
+// when the test sent the request and had the answer. The server decided between the
+// two.
+type answer struct {
+	via            string
+	fetchedAt      time.Time
+	sent, answered time.Time
+}
+
+// SPEC §12: a forced refresh within a second of the widget's last fetch is answered
+// with that fetch, on either instance. The test does not depend on the requests
+// being quick: it checks what the server recorded, the fetchedAt of each answer.
+// Every fetch is a new fetchedAt, so the distinct fetchedAt values are the fetches,
+// and consecutive ones must be at least a second apart: a forced refresh within the
+// second after a fetch that fetched again would give two less than a second apart,
+// however fast or slow the machine. Whatever was answered within a second of the
+// first fetch (by the test's clock, which the server's check came before) must be
+// that fetch.
 func TestWidgetBounds_ForcedRefreshWithinASecondAcrossInstancesFetchesOnce(t *testing.T) {
 	t.Parallel()
 	src := &countingSource{}
 	c := newBoundsCluster(t, src, ratelimit.Limit{})
 	w := countingWidget(t, c.a, 3600)
-	code, body := rest(t, c.a, http.MethodGet, "/api/dashboard/widgets/"+w.ID+"?refresh=true", nil)
-	if code != http.StatusOK {
-		t.Fatalf("first forced refresh: %d %s", code, body)
-	}
-	first := widgetData(t, body)
-	ca, cb := c.a.Dial(t, owner, nil), c.b.Dial(t, owner, nil)
-	for i, s := range []*testenv.Server{c.b, c.a} {
+	channel := "widget:" + w.ID
+	restRefresh := func(name string, s *testenv.Server) answer {
+		t.Helper()
+		sent := time.Now()
 		code, body := rest(t, s, http.MethodGet, "/api/dashboard/widgets/"+w.ID+"?refresh=true", nil)
+		answered := time.Now()
 		if code != http.StatusOK {
-			t.Fatalf("forced refresh %d: %d %s", i, code, body)
+			t.Fatalf("forced refresh over REST on %s: %d %s", name, code, body)
 		}
-		if d := widgetData(t, body); !d.FetchedAt.Equal(first.FetchedAt.Time) {
-			t.Fatalf("forced refresh %d: fetched at %v, want the first fetch's %v", i, d.FetchedAt, first.FetchedAt)
+		return answer{via: "REST on " + name, fetchedAt: widgetData(t, body).FetchedAt.Time, sent: sent, answered: answered}
+	}
+	first := restRefresh("a", c.a)
+
+	var boxes [2]inbox
+	clients := []*wsclient.Client{c.b.Dial(t, owner, boxes[0].add), c.a.Dial(t, owner, boxes[1].add)}
+	answers := []answer{first, restRefresh("b", c.b), restRefresh("a", c.a)}
+	for i, cl := range clients {
+		name := []string{"b", "a"}[i]
+		sent := time.Now()
+		if r := req(t, cl, map[string]any{"type": "refresh", "channel": channel}); r.Type != "refreshed" {
+			t.Fatalf("WebSocket refresh on %s: %s", name, r.Raw)
+		}
+		// The data follows `refreshed` (SPEC §12); the connection is not subscribed, so
+		// it is the only data message it gets.
+		m := boxes[i].waitFor(t, "the data after `refreshed` on "+name, func(m wsclient.Msg) bool { return m.Type == "data" && m.Channel == channel })
+		answered := time.Now()
+		var d dsync.WidgetData
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			t.Fatalf("WebSocket refresh on %s: data %s: %v", name, m.Data, err)
+		}
+		answers = append(answers, answer{via: "WebSocket on " + name, fetchedAt: d.FetchedAt.Time, sent: sent, answered: answered})
+	}
+
+	// fetchedAt is kept to the millisecond (SPEC §2), truncated.
+	const minGap = widgetdata.MinFetchInterval - time.Millisecond
+	fetches, inWindow := 1, 0
+	last := first.fetchedAt
+	for _, a := range answers[1:] {
+		switch {
+		case a.fetchedAt.Equal(last):
+		case a.fetchedAt.Before(last):
+			t.Fatalf("%s: answered the fetch of %v, older than the %v one already answered", a.via, a.fetchedAt, last)
+		default:
+			if gap := a.fetchedAt.Sub(last); gap < minGap {
+				t.Fatalf("%s: fetched again %v after the last fetch, want a forced refresh within %v of it answered with it (fetchedAt %v)",
+					a.via, gap, widgetdata.MinFetchInterval, last)
+			}
+			fetches++
+			last = a.fetchedAt
+		}
+		if a.answered.Sub(first.fetchedAt) < widgetdata.MinFetchInterval {
+			inWindow++
+			if !a.fetchedAt.Equal(first.fetchedAt) {
+				t.Fatalf("%s: answered within %v of the first fetch with a fetch at %v, want the first one (%v)",
+					a.via, widgetdata.MinFetchInterval, a.fetchedAt, first.fetchedAt)
+			}
 		}
 	}
-	for _, cl := range []*wsclient.Client{cb, ca} {
-		if r := req(t, cl, map[string]any{"type": "refresh", "channel": "widget:" + w.ID}); r.Type != "refreshed" {
-			t.Fatalf("WebSocket refresh: %s", r.Raw)
-		}
+	if n := src.n.Load(); n != int64(fetches) {
+		t.Fatalf("the answers carry %d fetches, the source was called %d times", fetches, n)
 	}
-	if d := time.Since(first.FetchedAt.Time); d > widgetdata.MinFetchInterval*8/10 {
-		t.Skipf("the requests took %v on this machine: too slow to check the one-second rule", d)
+	if inWindow == 0 {
+		t.Skipf("no forced refresh was answered within %v of the first fetch on this machine: the rule was not exercised", widgetdata.MinFetchInterval)
 	}
-	if n := src.n.Load(); n != 1 {
-		t.Fatalf("forced refreshes within a second on both instances: %d fetches, want 1", n)
-	}
-	time.Sleep(time.Until(first.FetchedAt.Add(widgetdata.MinFetchInterval)))
-	code, body = rest(t, c.b, http.MethodGet, "/api/dashboard/widgets/"+w.ID+"?refresh=true", nil)
-	if code != http.StatusOK || !containsValue(body, 2) || src.n.Load() != 2 {
-		t.Fatalf("forced refresh a second later on the other instance: %d %s after %d fetches, want a second fetch", code, body, src.n.Load())
+	t.Logf("%d of %d forced refreshes answered within %v of the first fetch; %d fetches", inWindow, len(answers)-1, widgetdata.MinFetchInterval, fetches)
+
+	// Once a second has passed since the last fetch, a forced refresh on the other
+	// instance fetches. The wait is the rule's own second, the scenario, not a wait
+	// for a result.
+	time.Sleep(time.Until(last.Add(widgetdata.MinFetchInterval)))
+	again := restRefresh("b", c.b)
+	if n := src.n.Load(); n != int64(fetches)+1 || !again.fetchedAt.After(last) {
+		t.Fatalf("forced refresh %v after the last fetch, on the other instance: fetched at %v (last fetch %v), %d source calls, want a new fetch (%d calls)",
+			again.sent.Sub(last).Round(time.Millisecond), again.fetchedAt, last, n, fetches+1)
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -23,20 +25,42 @@ import (
 )
 
 // countingSource is a widget source both instances share, so its count is the
-// cluster's number of fetches.
+// cluster's number of fetches. It records when each fetch began, so that tests
+// measure the spacing of fetches instead of counting them over a slept interval, and
+// how many have returned.
 type countingSource struct {
 	n     atomic.Int64
 	delay time.Duration
+
+	mu     sync.Mutex
+	starts []time.Time // starts[i]: when the fetch that answered value i+1 began
+	ended  int         // fetches that have returned
 }
 
 func (c *countingSource) Fetch(ctx context.Context, w dsync.Widget) (json.RawMessage, error) {
+	c.mu.Lock()
 	n := c.n.Add(1)
+	c.starts = append(c.starts, time.Now())
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.ended++
+		c.mu.Unlock()
+	}()
 	select {
-	case <-time.After(c.delay):
+	case <-time.After(c.delay): // the source's latency, part of the scenario
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	return json.RawMessage(fmt.Sprintf(`{"value":%d}`, n)), nil
+}
+
+// fetchStarts returns when each fetch so far began, in order (fetch i+1 answered
+// value i+1), and how many of them have returned.
+func (c *countingSource) fetchStarts() (starts []time.Time, ended int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.starts), c.ended
 }
 
 // countingKinds accepts the test.count kind besides static and push.
@@ -113,47 +137,119 @@ func TestWidgetData_ConcurrentColdReadsAcrossInstancesFetchOnce(t *testing.T) {
 	}
 }
 
+// dataValue is the "value" a data message for channel carries; false for any other
+// message.
+func dataValue(m wsclient.Msg, channel string) (int64, bool) {
+	if m.Type != "data" || m.Channel != channel {
+		return 0, false
+	}
+	var d struct {
+		Data struct {
+			Value *int64 `json:"value"`
+		} `json:"data"`
+	}
+	if json.Unmarshal(m.Data, &d) != nil || d.Data.Value == nil {
+		return 0, false
+	}
+	return *d.Data.Value, true
+}
+
+// SPEC §6: while anyone is subscribed, a widget is refreshed every refreshSeconds by
+// exactly one instance, every subscriber gets `data`, and the refreshes stop with the
+// last unsubscribe. Instead of counting fetches over a slept interval, the test
+// measures the spacing of the fetches the source recorded, on both instances
+// together.
+//
+// The two refreshers are kept half a period out of phase. Then the refresh lease is
+// what stands between them and two fetches a period: in phase, the forced refresh's
+// one-second rule (MinFetchInterval) would already make the later one read the other
+// instance's fetch from the shared cache; half a period (1.5 s) apart, each would
+// find the other's fetch older than a second and fetch again.
 func TestWidgetData_LiveRefreshIsOnePerPeriodAcrossInstancesAndStops(t *testing.T) {
 	t.Parallel()
+	const refreshSeconds = 3
+	const period = refreshSeconds * time.Second
+	// The bounds on the gap between consecutive fetches, both instances together.
+	//
+	// minGap: two refreshers a period each give two fetches a period, so a gap of
+	// at most half a period (1.5 s); one refresher holds the lease, so the next fetch
+	// (on either instance) waits for the lease to expire, 0.9 period (2.7 s) after it
+	// was taken. Lateness cannot shrink that: a late tick takes the lease late, and
+	// the next fetch waits 2.7 s from then. Only a fetch that starts late after taking
+	// its lease can: minGap lets it start 0.95 s late (and the forced refresh's rule
+	// keeps any two fetches at least 1 s apart whatever happens).
+	const minGap = period/2 + 250*time.Millisecond
+	// maxGap: a refresher that waited two periods would give gaps over 2 periods; a
+	// slow machine adds only its lateness to a period, and maxGap allows a whole
+	// period of it.
+	const maxGap = 2 * period
+	const refreshes = 3 // waited for: refreshes keep happening
+
 	src := &countingSource{}
 	c := newDataCluster(t, src)
-	w := countingWidget(t, c.a, 1)
+	w := countingWidget(t, c.a, refreshSeconds)
+	channel := "widget:" + w.ID
 	var boxes [2]inbox
-	var clients []*wsclient.Client
-	for i, s := range []*testenv.Server{c.a, c.b} {
-		cl := s.Dial(t, owner, boxes[i].add)
-		if r := req(t, cl, map[string]any{"type": "subscribe", "channel": "widget:" + w.ID}); r.Type != "subscribed" {
-			t.Fatalf("subscribe: %s", r.Raw)
-		}
-		clients = append(clients, cl)
-	}
-	start := src.n.Load() // the first subscribe's cold read
-	const periods = 10
-	time.Sleep(periods*time.Second + 500*time.Millisecond)
-	fetched := src.n.Load() - start
-	if fetched < periods-1 || fetched > periods+1 {
-		t.Fatalf("%d refresh periods with subscribers on two instances: %d fetches, want %d ± 1", periods, fetched, periods)
-	}
-	for i := range boxes {
-		n := 0
-		for _, m := range boxes[i].all() {
-			if m.Type == "data" {
-				n++
-			}
-		}
-		if n < periods-1 {
-			t.Fatalf("subscriber on instance %d got %d data messages, want about %d", i, n, periods)
+	var clients [2]*wsclient.Client
+	subscribe := func(i int, s *testenv.Server) {
+		t.Helper()
+		clients[i] = s.Dial(t, owner, boxes[i].add)
+		if r := req(t, clients[i], map[string]any{"type": "subscribe", "channel": channel}); r.Type != "subscribed" {
+			t.Fatalf("subscribe on instance %d: %s", i, r.Raw)
 		}
 	}
+	subscribe(0, c.a)
+	cold, _ := src.fetchStarts() // the first subscribe read the data cold: no refresh
+	// The scenario, not a wait for a result: the second instance's refresher starts
+	// half a period after the first's.
+	time.Sleep(period / 2)
+	subscribe(1, c.b)
+
+	first := int64(len(cold)) // fetches before the first refresh
+	eventually(t, fmt.Sprintf("%d live refreshes", refreshes), func() bool { return src.n.Load() >= first+refreshes })
+	starts, _ := src.fetchStarts()
+	last := int64(len(starts)) // the last refresh's value
+	refreshed := starts[first:]
+	var gaps []string
+	for i := 1; i < len(refreshed); i++ {
+		gaps = append(gaps, refreshed[i].Sub(refreshed[i-1]).Round(time.Millisecond).String())
+	}
+	t.Logf("gaps between refreshes: %s", strings.Join(gaps, ", "))
+	for i := 1; i < len(refreshed); i++ {
+		if gap := refreshed[i].Sub(refreshed[i-1]); gap < minGap || gap >= maxGap {
+			t.Errorf("refreshes %d and %d (values %d, %d) began %v apart, want %v ≤ gap < %v for a refresh period of %v on one instance at a time",
+				i, i+1, first+int64(i), first+int64(i)+1, gap.Round(time.Millisecond), minGap, maxGap, period)
+		}
+	}
+	// Every refresh reaches the subscribers of both instances.
+	for v := first + 1; v <= last; v++ {
+		for i := range boxes {
+			boxes[i].waitFor(t, fmt.Sprintf("data with value %d on instance %d", v, i), func(m wsclient.Msg) bool {
+				got, ok := dataValue(m, channel)
+				return ok && got == v
+			})
+		}
+	}
+
+	// The last refresh has just been announced: the next cannot start before its
+	// lease expires, 0.9 period after it was taken, so none is under way while the
+	// subscribers leave. A fetch that started anyway is waited for, and not counted.
 	for _, cl := range clients {
-		if r := req(t, cl, map[string]any{"type": "unsubscribe", "channel": "widget:" + w.ID}); r.Type != "unsubscribed" {
+		if r := req(t, cl, map[string]any{"type": "unsubscribe", "channel": channel}); r.Type != "unsubscribed" {
 			t.Fatalf("unsubscribe: %s", r.Raw)
 		}
 	}
-	after := src.n.Load()
-	time.Sleep(2500 * time.Millisecond)
-	if got := src.n.Load(); got != after {
-		t.Fatalf("after the last unsubscribe: %d more fetches, want 0", got-after)
+	var after int
+	eventually(t, "the fetches under way at the last unsubscribe to return", func() bool {
+		starts, ended := src.fetchStarts()
+		after = len(starts)
+		return ended == after
+	})
+	// A negative check needs a wait: two periods, in which a refresher still running
+	// would have fetched at least once (it fetches once a period, plus any lateness).
+	time.Sleep(2*period + 500*time.Millisecond)
+	if got := int(src.n.Load()); got != after {
+		t.Fatalf("after the last unsubscribe: %d more fetches in %v, want 0", got-after, 2*period+500*time.Millisecond)
 	}
 }
 

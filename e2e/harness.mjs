@@ -51,6 +51,9 @@ export const VIEWPORT = { width: 1280, height: 800 };
 // Small helpers
 // ---------------------------------------------------------------------------
 
+/** A deadline for one REST call to a local server: generous, for a loaded machine. */
+const REQUEST_TIMEOUT_MS = 15000;
+
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /** withTimeout rejects when p has not settled within ms. */
@@ -274,7 +277,7 @@ export class Server {
   // -- REST with a dev token ------------------------------------------------------
 
   async token(user) {
-    const res = await fetch(`${this.url}/dev/token?user=${encodeURIComponent(user)}`, { signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${this.url}/dev/token?user=${encodeURIComponent(user)}`, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
     if (!res.ok) throw new Error(`GET /dev/token: ${res.status}`);
     return (await res.json()).token;
   }
@@ -285,7 +288,7 @@ export class Server {
       method,
       headers: { Authorization: `Bearer ${token}`, ...(body !== undefined ? { 'Content-Type': 'application/json' } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
-      signal: AbortSignal.timeout(5000),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
     });
     const text = await res.text();
     let json = null;
@@ -558,7 +561,7 @@ export class Tab {
     await this.page.mouse.down();
     await this.page.mouse.move(x0 + dxCols * step, y0 + dyRows * rowStep, { steps: 8 });
     await this.page.mouse.up();
-    await this.page.waitForFunction((n) => window.__e2e.pointerups.length > n, before, { timeout: 5000 });
+    await this.page.waitForFunction((n) => window.__e2e.pointerups.length > n, before, { timeout: 10000 });
     return this.page.evaluate(() => window.__e2e.pointerups.at(-1));
   }
 
@@ -589,7 +592,7 @@ export class Tab {
     );
   }
 
-  async placeSeenAt(timeout = 5000) {
+  async placeSeenAt(timeout = 10000) {
     await this.page.waitForFunction(() => window.__e2e.seen != null, null, { timeout });
     return this.page.evaluate(() => {
       window.__e2e.stopWatch?.();

@@ -228,11 +228,36 @@ func (b *gatedBroker) Unsubscribe(ctx context.Context, channel string) error {
 	return b.Broker.Unsubscribe(ctx, channel)
 }
 
+// listingPresence is the in-process presence store telling the test of each List: a
+// layout subscribe lists the presence of its reply just before it takes the channel.
+type listingPresence struct {
+	hub.Presence
+	listed chan string // the layout of each List, dropped when nobody reads
+}
+
+// List implements hub.Presence.
+func (p *listingPresence) List(ctx context.Context, layout string) ([]hub.PresenceEntry, error) {
+	es, err := p.Presence.List(ctx, layout)
+	select {
+	case p.listed <- layout:
+	default:
+	}
+	return es, err
+}
+
+// brokerWindow is how long, once a subscribe has listed presence, a hub that does not
+// hold it back gets to reach the broker's Subscribe: a few lock operations of CPU
+// work, so 1 s is generous. It is a window for a broken hub to show itself in, never
+// a wait a correct hub needs: a correct hub passes whatever it is, and a machine too
+// slow for it can only let a broken hub pass unseen, never fail a correct one.
+const brokerWindow = time.Second
+
 func TestGap_SubscribeWhileTheLastSubscriberLeavesStillGetsLiveVersions(t *testing.T) {
 	testenv.ForEachBackend(t, func(t *testing.T, backend string) {
 		br := newGatedBroker()
+		pr := &listingPresence{Presence: memory.NewPresence(0, nil), listed: make(chan string, 16)}
 		// No sweeper: versions reach the subscriber through the broker or not at all.
-		s := testenv.New(t, testenv.Options{Backend: backend, Broker: br,
+		s := testenv.New(t, testenv.Options{Backend: backend, Broker: br, Presence: pr,
 			Hub: func(c *hub.Config) { c.SweepInterval = time.Hour }})
 		t.Cleanup(br.open) // before the server's shutdown, which unsubscribes
 		l, ws := seed(t, s, "alice")
@@ -240,6 +265,9 @@ func TestGap_SubscribeWhileTheLastSubscriberLeavesStillGetsLiveVersions(t *testi
 		joiner := dialTab(t, s, "alice", l.ID, "tab joining as it leaves")
 		for len(br.subscribed) > 0 {
 			<-br.subscribed
+		}
+		for len(pr.listed) > 0 {
+			<-pr.listed
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), waitLimit)
 		defer cancel()
@@ -268,10 +296,21 @@ func TestGap_SubscribeWhileTheLastSubscriberLeavesStillGetsLiveVersions(t *testi
 		}()
 		// A correct hub holds the joiner back until the Unsubscribe is done; a broken
 		// one subscribes at the broker meanwhile, and the Unsubscribe then undoes it.
-		// Holding back gives no sign, so the joiner gets a moment to reach the broker.
+		// Holding back gives no sign, so: wait for the sign that the joiner's subscribe
+		// is past its store reads and presence calls (nothing else lists this layout's
+		// presence while the Unsubscribe is held), then give it brokerWindow to reach
+		// the broker.
+		select {
+		case id := <-pr.listed:
+			if id != l.ID {
+				t.Fatalf("presence of %s listed while the unsubscribe of %s is held, want only the joiner's", id, l.ID)
+			}
+		case <-ctx.Done():
+			t.Fatal("the joiner's subscribe never listed the layout's presence (the sign this test waits for)")
+		}
 		select {
 		case <-br.subscribed:
-		case <-time.After(300 * time.Millisecond):
+		case <-time.After(brokerWindow):
 		}
 		br.open()
 		if err := <-left; err != nil {

@@ -43,6 +43,17 @@ func countClients(t testing.TB, lists [][]testpresence.Entry, user string) map[s
 	return n
 }
 
+// maxCoalesced is the most presence messages a hub keeping SPEC §9 may send on one
+// channel for changes made from start on and all seen by seen: at most one message
+// per interval, the first an interval after the first change reached the hub (which
+// is after start), so floor(elapsed/interval), and one more for timer and clock
+// granularity. The bound grows with the time the machine took, so a slow machine
+// cannot fail it; a hub sending a message per change fails it whenever the changes
+// came within an interval or two, the usual case.
+func maxCoalesced(start, seen time.Time, interval time.Duration) int {
+	return 1 + int(seen.Sub(start)/interval)
+}
+
 func samePresence(a, b []testpresence.User) bool {
 	return slices.EqualFunc(a, b, func(x, y testpresence.User) bool { return x.User == y.User && slices.Equal(x.Clients, y.Clients) })
 }
@@ -95,6 +106,9 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 	raw := make([]wsclient.Msg, len(subs))
 	errs := make([]error, len(subs))
 	var wg sync.WaitGroup
+	// No change of ach is pending now (the observer's own join was flushed): every
+	// presence message from here on carries the joins below, until they are all seen.
+	joinsFrom := time.Now()
 	for i, c := range subs {
 		ch := ach
 		if c == bob {
@@ -140,6 +154,7 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 		j, _ := presenceMsgs(t, ms, ach)
 		return len(countClients(t, j, "alice")) == 4
 	})
+	joinsSeen := time.Now()
 	joined, left := presenceMsgs(t, ms, ach)
 	n := countClients(t, joined, "alice")
 	for _, c := range all {
@@ -147,9 +162,12 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 			t.Fatalf("client %s appears %d times in the joined lists %+v, want once", c, n[c], joined)
 		}
 	}
-	// Joined within one interval, so one message (after the observer's own) carries all three.
-	if len(joined) != 2 || len(joined[1]) != 3 {
-		t.Fatalf("joins within one interval: got %d presence messages %+v, want the three joins in one", len(joined)-1, joined[1:])
+	// Coalesced: after the observer's own, at most one message per interval carried
+	// the three joins (each once, checked above), however the joins fell into
+	// intervals on this machine.
+	if got, most := len(joined)-1, maxCoalesced(joinsFrom, joinsSeen, interval); got > most {
+		t.Fatalf("three joins seen within %v: got %d presence messages %+v, want at most %d (one per %v)",
+			joinsSeen.Sub(joinsFrom), got, joined[1:], most, interval)
 	}
 	if len(countClients(t, left, "alice")) != 0 {
 		t.Fatalf("left lists before anyone left: got %+v", left)
@@ -168,6 +186,7 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 
 	// One tab closes cleanly and one is cut: each leaves once, coalesced.
 	before := len(ofType(obsBox.all(), "presence"))
+	leavesFrom := time.Now() // the fifth tab's join was flushed: nothing is pending
 	if err := tabs[1].Close(); err != nil {
 		t.Fatalf("close tab 1: %v", err)
 	}
@@ -177,6 +196,7 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 		_, l := presenceMsgs(t, ms, ach)
 		return len(countClients(t, l, "alice")) == 2
 	})
+	leavesSeen := time.Now()
 	joined, left = presenceMsgs(t, ofType(ms, "presence")[before:], ach)
 	nl := countClients(t, left, "alice")
 	for _, c := range gone {
@@ -187,8 +207,9 @@ func TestPresence_CoalescedJoinsAndLeavesPerClient(t *testing.T) {
 	if len(countClients(t, joined, "alice")) != 0 {
 		t.Fatalf("joined lists when tabs only left: got %+v", joined)
 	}
-	if len(left) != 1 {
-		t.Fatalf("leaves within one interval: got %d presence messages %+v, want both leaves in one", len(left), left)
+	if most := maxCoalesced(leavesFrom, leavesSeen, interval); len(left) > most {
+		t.Fatalf("two leaves seen within %v: got %d presence messages %+v, want at most %d (one per %v)",
+			leavesSeen.Sub(leavesFrom), len(left), left, most, interval)
 	}
 	if p := subscribePresence(t, s.Dial(t, "alice", nil), ach); len(p) != 1 || len(p[0].Clients) != 4 ||
 		slices.Contains(p[0].Clients, gone[0]) || slices.Contains(p[0].Clients, gone[1]) {

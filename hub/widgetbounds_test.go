@@ -181,7 +181,8 @@ func TestWidgetSource_PanicIsSourceFailedAndTheServerServesOn(t *testing.T) {
 	if code != http.StatusBadGateway || !strings.Contains(string(body), "source_failed") {
 		t.Fatalf("GET of a panicking widget: got %d %s, want 502 source_failed", code, body)
 	}
-	// The live refresher (once a second) meets the panic too, and goes on.
+	// The live refresher (once a second) meets the panic too, and goes on: a wait for
+	// two more fetches, with a generous deadline.
 	deadline := time.Now().Add(30 * time.Second)
 	start := src.n.Load()
 	for src.n.Load() < start+2 {
@@ -237,9 +238,11 @@ func TestWidgetSource_OutOfBoundsSecondsNeitherCrashNorSpin(t *testing.T) {
 			t.Fatalf("subscribe: got %.200s, want subscribed with data", r.Raw)
 		}
 	}
-	// The period is bounded to a day: in the next second and a half (a stated
-	// window, not a wait for anything), no live refresh at all. Unbounded, it was
-	// tens of thousands of fetches.
+	// The period is bounded to a day: in the next second and a half, no live refresh
+	// at all. Unbounded, it was tens of thousands of fetches. The window is part of
+	// the scenario, not a wait for anything: a correct server does nothing in it
+	// however slow the machine, and the spin it guards against shows within any part
+	// of it however fast the machine.
 	time.Sleep(1500 * time.Millisecond)
 	if n := len(ofType(box.all(), "data")); n != 0 {
 		t.Fatalf("%d data messages in 1.5 s for widgets refreshed once a day, want 0", n)
@@ -269,22 +272,59 @@ func TestRefresh_WithinASecondOfTheLastFetchIsAnsweredFromTheCache(t *testing.T)
 	ch := "widget:" + w.ID
 	box := newInbox()
 	cl := s.Dial(t, "alice", box.add)
-	start := time.Now()
-	for i := range 5 { // WebSocket refreshes and REST ?refresh=true alike
+	// forced does forced refresh i (WebSocket refreshes and REST ?refresh=true alike)
+	// and returns the data it answered.
+	forced := func(i int) dsync.WidgetData {
+		t.Helper()
+		var raw json.RawMessage
 		if i%2 == 0 {
-			if r := req(t, cl, map[string]any{"type": "refresh", "channel": ch}); r.Type != "refreshed" {
-				t.Fatalf("refresh: %s", r.Raw)
+			refresh(t, cl, 2000+i, ch)
+			_, m := dataAfterReply(t, box, int64(2000+i), ch)
+			raw = m.Data
+		} else {
+			code, body := s.REST(t, "alice", http.MethodGet, "/api/dashboard/widgets/"+w.ID+"?refresh=true", nil)
+			var got struct {
+				Data json.RawMessage `json:"data"`
 			}
-		} else if code, body := s.REST(t, "alice", http.MethodGet, "/api/dashboard/widgets/"+w.ID+"?refresh=true", nil); code != http.StatusOK {
-			t.Fatalf("GET ?refresh=true: %d %s", code, body)
+			if code != http.StatusOK || json.Unmarshal(body, &got) != nil {
+				t.Fatalf("GET ?refresh=true: %d %s", code, body)
+			}
+			raw = got.Data
+		}
+		var d dsync.WidgetData
+		if err := json.Unmarshal(raw, &d); err != nil || d.FetchedAt.IsZero() {
+			t.Fatalf("forced refresh %d: got data %s, want the widget's data with its fetchedAt (%v)", i, raw, err)
+		}
+		return d
+	}
+	// Each answer carries the fetchedAt of the fetch it stands on. An answer that came
+	// back less than MinFetchInterval after the last fetch was decided less than that
+	// after it, so it must be that fetch, again; one that came back later may be a new
+	// fetch (it is, on a machine this slow). So this never fails for a slow machine,
+	// and a server fetching each time fails wherever the five fit in a second.
+	last := forced(0) // nothing cached yet: the first one fetches
+	fetches := 1
+	for i := 1; i < 5; i++ {
+		d := forced(i)
+		answered := time.Now()
+		switch {
+		case answered.Sub(last.FetchedAt.Time) < widgetdata.MinFetchInterval:
+			if !d.FetchedAt.Equal(last.FetchedAt.Time) || string(d.Data) != string(last.Data) {
+				t.Fatalf("forced refresh %d, answered %v after the fetch at %v: got data %s fetched at %v, want that fetch's %s",
+					i, answered.Sub(last.FetchedAt.Time), last.FetchedAt, d.Data, d.FetchedAt, last.Data)
+			}
+		case d.FetchedAt.Before(last.FetchedAt.Time):
+			t.Fatalf("forced refresh %d: got data fetched at %v, older than the fetch at %v", i, d.FetchedAt, last.FetchedAt)
+		case !d.FetchedAt.Equal(last.FetchedAt.Time):
+			last = d
+			fetches++
 		}
 	}
-	if d := time.Since(start); d > widgetdata.MinFetchInterval*8/10 {
-		t.Skipf("five requests took %v on this machine: too slow to check the one-second rule", d)
+	// No fetch went unseen: every fetch the source answered is one the answers show.
+	if n := src.n.Load(); n != int64(fetches) {
+		t.Fatalf("5 forced refreshes answered with %d fetches: the source was asked %d times", fetches, n)
 	}
-	if n := src.n.Load(); n != 1 {
-		t.Fatalf("5 forced refreshes within a second: %d fetches, want 1", n)
-	}
+	t.Logf("5 forced refreshes: %d fetch(es)", fetches)
 }
 
 func TestFetchBudget_PerUserOnOneInstance(t *testing.T) {
@@ -350,13 +390,16 @@ func TestLiveRefresh_PanicInTheRefresherIsLoggedAndItGoesOn(t *testing.T) {
 	leases := &panickyLeases{fetch: memory.NewLeases(nil)}
 	s := testenv.New(t, testenv.Options{Sources: boundKinds{}, Fetchers: map[string]widgetdata.Fetcher{"test.tally": &tally{}},
 		Leases: leases})
-	w := createWidget(t, s, dsync.Source{Kind: "test.tally", RefreshSeconds: 1})
+	const period = time.Second
+	w := createWidget(t, s, dsync.Source{Kind: "test.tally", RefreshSeconds: int(period / time.Second)})
 	cl := s.Dial(t, "alice", nil)
+	followed := time.Now() // the refresher starts with the subscribe, after this
 	if r := req(t, cl, map[string]any{"type": "subscribe", "channel": "widget:" + w.ID}); r.Type != "subscribed" {
 		t.Fatalf("subscribe: %s", r.Raw)
 	}
 	// The refresher panics once a period; after each panic it waits (5 s) and tries
-	// again rather than die or spin.
+	// again rather than die or spin. A wait for the second panic, with a generous
+	// deadline.
 	deadline := time.Now().Add(30 * time.Second)
 	for leases.calls.Load() < 2 {
 		if time.Now().After(deadline) {
@@ -370,7 +413,13 @@ func TestLiveRefresh_PanicInTheRefresherIsLoggedAndItGoesOn(t *testing.T) {
 	if code, body := s.REST(t, "alice", http.MethodGet, "/api/dashboard/widgets/"+w.ID, nil); code != http.StatusOK {
 		t.Fatalf("GET after the panics: %d %s", code, body)
 	}
-	if n := leases.calls.Load(); n > 3 {
-		t.Fatalf("%d panics: the refresher spins", n)
+	// Each panic comes a period after the refresher started or a retry wait and a
+	// period after the one before, so in the time elapsed there can have been at most
+	// 1 + elapsed/(retry+period) of them. The bound grows with the time this machine
+	// took; a refresher that spins, or skips the retry wait, exceeds it at once.
+	const retry = 5 * time.Second // widgetdata's wait after a panicked refresh
+	elapsed := time.Since(followed)
+	if n, most := leases.calls.Load(), 1+int64(elapsed/(retry+period)); n > most {
+		t.Fatalf("%d panics in %v: the refresher spins (at most %d with a %v wait after each)", n, elapsed.Round(time.Millisecond), most, retry)
 	}
 }
