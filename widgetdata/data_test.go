@@ -88,23 +88,6 @@ func await(t *testing.T, ch <-chan struct{}, what string) {
 	}
 }
 
-// within runs f on a goroutine and returns its result, failing t when f has not
-// returned within bound: a watchdog, far past the timeout the code under test should
-// end f by, so that a call that would hang fails the test at the bound.
-func within[T any](t *testing.T, bound time.Duration, what string, f func() T) T {
-	t.Helper()
-	done := make(chan T, 1)
-	go func() { done <- f() }()
-	select {
-	case v := <-done:
-		return v
-	case <-time.After(bound):
-		t.Fatalf("%s: no answer within %v", what, bound)
-	}
-	var zero T
-	return zero
-}
-
 func widget(id, kind string) dsync.Widget {
 	return dsync.Widget{ID: id, Owner: "alice", Type: "stat", Source: dsync.Source{Kind: kind, RefreshSeconds: 60, TTLSeconds: 60}}
 }
