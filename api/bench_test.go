@@ -2,7 +2,6 @@ package api_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -37,25 +36,12 @@ func newBenchServer(b *testing.B) *harness {
 	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	sources := newTestSources(b, nil, nil)
 	h := &harness{secret: []byte("bench-secret-0123456789abcdef0123"), store: store, registry: prometheus.NewRegistry(), logs: &testlog.Buffer{}}
-	shared := app.Embedded(0)
-	b.Cleanup(shared.Close)
-	a, err := app.New(context.Background(), app.Config{
+	h.url = serveApp(b, app.Config{
 		// As cmd/dashsync wires the embedded default: the only writer of its store.
-		Store: store, SoleWriter: true, Shared: shared, Secret: h.secret,
+		Store: store, SoleWriter: true, Secret: h.secret,
 		Sources: sources, Fetchers: sources.Fetchers(), Logger: log, Registry: h.registry,
 		// No Limits: no rate limits (the REST budget would cap one user at 100/s).
 	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		_ = a.Shutdown(ctx)
-	})
-	srv := httptest.NewServer(a.Handler)
-	b.Cleanup(srv.Close)
-	h.url = srv.URL
 	return h
 }
 

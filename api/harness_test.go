@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -96,9 +98,11 @@ func TestREST(t *testing.T) {
 
 // newTestSources is a registry of the built-in source kinds, whose http kind resolves
 // with resolver (nil: no name resolves) and connects to loopback only
-// (internal/testnet) under the SSRF allow-list allow, plus two fetched test kinds:
+// (internal/testnet) under the SSRF allow-list allow, plus fetched test kinds:
 // "test.echo" answers {"id": <widget id>}, "test.fail" always fails, "test.slow"
-// answers only after its deadline (slowSourceDeadline) has passed.
+// answers only after its deadline has passed, once its test lets it (slowAnswers),
+// and "test.pair" answers only once a second fetch of a test.pair widget of the same
+// owner has begun (pairs).
 func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *source.Registry {
 	t.Helper()
 	p, err := source.NewPolicy(allow)
@@ -121,10 +125,16 @@ func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *s
 		"test.fail": {FetchFunc: func(context.Context, dsync.Widget) (json.RawMessage, error) {
 			return nil, errors.New("the test source always fails")
 		}},
-		"test.slow": {FetchFunc: func(ctx context.Context, _ dsync.Widget) (json.RawMessage, error) {
+		"test.slow": {FetchFunc: func(ctx context.Context, w dsync.Widget) (json.RawMessage, error) {
 			<-ctx.Done()
-			time.Sleep(slowSourceDeadline) // answers late, whatever its context says
+			slowAnswers.gate(w.ID).wait() // answers late, whatever its context says
 			return json.RawMessage(`{"late":true}`), nil
+		}},
+		"test.pair": {FetchFunc: func(ctx context.Context, w dsync.Widget) (json.RawMessage, error) {
+			if err := pairs.meet(ctx, w.Owner); err != nil {
+				return nil, err
+			}
+			return json.RawMessage(`{"paired":true}`), nil
 		}},
 	} {
 		if err := r.Register(name, f); err != nil {
@@ -134,8 +144,81 @@ func newTestSources(t testing.TB, allow []string, resolver *testnet.Resolver) *s
 	return r
 }
 
-// slowSourceDeadline is the per-widget fetch deadline of the test servers.
+// fetchDeadline is the per-widget fetch deadline of the test servers: generous, as
+// none of their sources but test.slow should ever meet it, on however slow a machine.
+const fetchDeadline = 10 * time.Second
+
+// slowSourceDeadline is the per-widget fetch deadline of the server of the test that
+// waits it out (TestWidgetBatch_SlowSourceIsCutAtItsDeadline).
 const slowSourceDeadline = 500 * time.Millisecond
+
+// slowGiveUp is how long test.slow waits for its test to let it answer before it
+// answers anyway, noting that it had to: far past any deadline of the servers.
+const slowGiveUp = 30 * time.Second
+
+// slowAnswers holds the answers of test.slow widgets, by widget id.
+var slowAnswers = &slowGates{gates: map[string]*slowGate{}}
+
+type slowGates struct {
+	mu    sync.Mutex
+	gates map[string]*slowGate
+}
+
+// slowGate holds the answer of one test.slow widget until its test opens it.
+type slowGate struct {
+	open      chan struct{}
+	once      sync.Once
+	waitedOut atomic.Bool // the source answered at slowGiveUp, not opened
+}
+
+// gate is widget id's gate, made at its first use (by the test or the source).
+func (g *slowGates) gate(id string) *slowGate {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.gates[id] == nil {
+		g.gates[id] = &slowGate{open: make(chan struct{})}
+	}
+	return g.gates[id]
+}
+
+func (g *slowGate) wait() {
+	select {
+	case <-g.open:
+	case <-time.After(slowGiveUp):
+		g.waitedOut.Store(true)
+	}
+}
+
+// release lets the source answer.
+func (g *slowGate) release() { g.once.Do(func() { close(g.open) }) }
+
+// pairs are the test.pair fetches, met by owner: each waits (within its deadline) for
+// another of its owner, so that two succeed only when they run at the same time.
+var pairs = &pairing{met: map[string]chan struct{}{}, begun: map[string]int{}}
+
+type pairing struct {
+	mu    sync.Mutex
+	begun map[string]int
+	met   map[string]chan struct{} // closed when the second fetch of the owner begins
+}
+
+func (p *pairing) meet(ctx context.Context, owner string) error {
+	p.mu.Lock()
+	if p.met[owner] == nil {
+		p.met[owner] = make(chan struct{})
+	}
+	met := p.met[owner]
+	if p.begun[owner]++; p.begun[owner] == 2 {
+		close(met)
+	}
+	p.mu.Unlock()
+	select {
+	case <-met:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("no other test.pair fetch of %s began before the deadline: %w", owner, ctx.Err())
+	}
+}
 
 // harness is a real HTTP server (httptest) over a real store.
 type harness struct {
@@ -156,20 +239,35 @@ func newHarness(t testing.TB, store dsync.Store, change ...func(*api.Config)) *h
 // newHarnessWith is newHarness with the source kinds of sources.
 func newHarnessWith(t testing.TB, store dsync.Store, sources *source.Registry, change ...func(*api.Config)) *harness {
 	t.Helper()
+	return newHarnessFetching(t, store, sources, fetchDeadline, change...)
+}
+
+// newHarnessFetching is newHarnessWith with a per-widget fetch deadline of its own.
+func newHarnessFetching(t testing.TB, store dsync.Store, sources *source.Registry, deadline time.Duration, change ...func(*api.Config)) *harness {
+	t.Helper()
 	h := &harness{secret: []byte(rand.Text() + rand.Text()), store: store, registry: prometheus.NewRegistry(), logs: &testlog.Buffer{}}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	shared := app.Embedded(0)
-	t.Cleanup(shared.Close)
-	a, err := app.New(context.Background(), app.Config{
-		Store: store, Shared: shared, Secret: h.secret, Sources: sources, Fetchers: sources.Fetchers(),
+	h.url = serveApp(t, app.Config{
+		Store: store, Secret: h.secret, Sources: sources, Fetchers: sources.Fetchers(),
 		Logger: log, Registry: h.registry,
-		Data: func(o *widgetdata.Options) { o.FetchTimeout = slowSourceDeadline },
+		Data: func(o *widgetdata.Options) { o.FetchTimeout = deadline },
 		API: func(c *api.Config) {
 			for _, f := range change {
 				f(c)
 			}
 		},
 	})
+	return h
+}
+
+// serveApp builds the app of cfg on an embedded shared layer of its own (cfg.Shared)
+// and serves it over loopback HTTP until the test ends, when it is shut down; it
+// returns the server's URL.
+func serveApp(t testing.TB, cfg app.Config) string {
+	t.Helper()
+	cfg.Shared = app.Embedded(0)
+	t.Cleanup(cfg.Shared.Close)
+	a, err := app.New(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,8 +278,7 @@ func newHarnessWith(t testing.TB, store dsync.Store, sources *source.Registry, c
 	})
 	srv := httptest.NewServer(a.Handler)
 	t.Cleanup(srv.Close)
-	h.url = srv.URL
-	return h
+	return srv.URL
 }
 
 // client is one user talking to the server.

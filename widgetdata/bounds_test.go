@@ -1,7 +1,6 @@
 package widgetdata_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,13 +8,13 @@ import (
 	"log/slog"
 	"math"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/dashsync/dashsync/internal/testlog"
 	"github.com/dashsync/dashsync/ratelimit"
 	"github.com/dashsync/dashsync/store/memory"
 	"github.com/dashsync/dashsync/store/redis"
@@ -25,24 +24,6 @@ import (
 
 // These tests hold widget data to SPEC §12: a source can neither crash, spin nor bloat
 // the server, and fetches are budgeted.
-
-// logBuffer is a slog handler's output, safe to read while the service logs.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // panicking is a source that panics on every fetch once armed, and answers
 // {"value":n} before.
@@ -61,10 +42,10 @@ func (p *panicking) Fetch(context.Context, dsync.Widget) (json.RawMessage, error
 }
 
 func TestGet_PanickingSourceIsSourceFailedNeverACrash(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	src := &panicking{}
 	src.armed.Store(true)
-	var logs logBuffer
+	var logs testlog.Buffer
 	cache := memory.NewCache(0, clk.Now)
 	s := widgetdata.New(cache, widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test": src},
 		Now: clk.Now, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -110,7 +91,7 @@ func (panickingAnnouncer) AnnounceData(context.Context, widgetdata.DataChanged) 
 }
 
 func TestGet_PanicAnywhereInTheFetchIsSourceFailed(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	cache := memory.NewCache(0, clk.Now)
 	s := widgetdata.New(cache, widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test": &counting{}},
 		Now: clk.Now, Announcer: panickingAnnouncer{}, Logger: slog.New(slog.DiscardHandler)})
@@ -134,7 +115,7 @@ func (d *deaf) Fetch(context.Context, dsync.Widget) (json.RawMessage, error) {
 }
 
 func TestGet_SourceIgnoringItsDeadlineFailsWithoutPilingUp(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	src := &deaf{release: make(chan struct{})}
 	released := false
 	release := func() {
@@ -150,21 +131,23 @@ func TestGet_SourceIgnoringItsDeadlineFailsWithoutPilingUp(t *testing.T) {
 	ctx := context.Background()
 	w := widget("w1", "test")
 	// Each read gives up at the fetch timeout (or sooner), however long the source
-	// takes; the bound is a generous 10 s.
+	// takes: one that waited for the source would never answer before the test
+	// releases it, and fails at the watchdog's generous waitBound.
 	for i := range 5 {
-		start := time.Now()
-		if _, err := s.Get(ctx, w, false); dsync.ErrorCode(err) != dsync.CodeSourceFailed {
+		err := within(t, waitBound, fmt.Sprintf("read %d with a 100 ms fetch timeout", i), func() error {
+			_, err := s.Get(ctx, w, false)
+			return err
+		})
+		if dsync.ErrorCode(err) != dsync.CodeSourceFailed {
 			t.Fatalf("read %d: got %v, want source_failed", i, err)
-		}
-		if d := time.Since(start); d > 10*time.Second {
-			t.Fatalf("read %d took %v with a 100 ms fetch timeout", i, d)
 		}
 	}
 	if got := src.n.Load(); got != 1 {
 		t.Fatalf("the source was called %d times while its first call had not returned, want 1", got)
 	}
 	release()
-	deadline := time.Now().Add(10 * time.Second)
+	// Nothing tells when the source's call has ended: poll, within a generous bound.
+	deadline := time.Now().Add(waitBound)
 	for {
 		d, err := s.Get(ctx, w, false)
 		if err == nil && string(d.Data) == `{"late":true}` {
@@ -178,9 +161,7 @@ func TestGet_SourceIgnoringItsDeadlineFailsWithoutPilingUp(t *testing.T) {
 }
 
 func TestGet_ForcedRefreshWithinASecondOfTheLastFetchIsAnsweredFromTheCache(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
-	src := &counting{}
-	s := newService(t, src, clk)
+	clk, src, s := newCounted(t)
 	ctx := context.Background()
 	w := widget("w1", "test")
 	if _, err := s.Get(ctx, w, false); err != nil {
@@ -211,7 +192,7 @@ func TestGet_ForcedRefreshWithinASecondOfTheLastFetchIsAnsweredFromTheCache(t *t
 }
 
 func TestGet_FetchBudgetPerOwner(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	src := &counting{}
 	cache := memory.NewCache(0, clk.Now)
 	// A burst of 20 as by default, refilled slowly enough that a second later (past
@@ -283,9 +264,9 @@ func TestGet_FetchLimiterFailureFailsOpen(t *testing.T) {
 	// A Redis limiter on a port nobody listens on: every Allow fails.
 	rdb := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:1", DialTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = rdb.Close() })
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	src := &counting{}
-	var logs logBuffer
+	var logs testlog.Buffer
 	s := widgetdata.New(memory.NewCache(0, clk.Now), widgetdata.Options{Fetchers: map[string]widgetdata.Fetcher{"test": src},
 		Now: clk.Now, FetchLimiter: redis.NewLimiter(rdb, redis.LimiterOptions{}), FetchRate: ratelimit.Limit{Rate: 1, Burst: 1},
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -305,7 +286,7 @@ func TestGet_FetchLimiterFailureFailsOpen(t *testing.T) {
 
 // A pushed or fetched value is cached once: the data and its stale copy are one entry.
 func TestStore_DataIsKeptOnce(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	cache := memory.NewCache(0, clk.Now)
 	big := `{"html":"` + strings.Repeat("<b>&</b>", 100<<10/8) + `"}` // 100 KiB of what JSON may escape
 	var down atomic.Bool
@@ -335,7 +316,7 @@ func TestStore_DataIsKeptOnce(t *testing.T) {
 }
 
 func TestStore_CacheIsBoundedByBytes(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	const bound = 1 << 20
 	cache := memory.NewCache(bound, clk.Now)
 	s := widgetdata.New(cache, widgetdata.Options{Now: clk.Now})
@@ -383,17 +364,20 @@ func TestRefreshPeriodAndTTL_AreWithinTheBounds(t *testing.T) {
 	}
 }
 
-// refusals counts the Acquire calls of a real lock service that found the lock held,
-// so that a test knows a waiter is waiting.
+// refusals tells (on refused, buffered) of the Acquire calls of a real lock service
+// that found the lock held, so that a test knows a waiter is waiting.
 type refusals struct {
 	widgetdata.Leases
-	n atomic.Int64
+	refused chan struct{}
 }
 
 func (r *refusals) Acquire(ctx context.Context, key string, ttl time.Duration) (bool, error) {
 	got, err := r.Leases.Acquire(ctx, key, ttl)
 	if err == nil && !got {
-		r.n.Add(1)
+		select {
+		case r.refused <- struct{}{}:
+		default:
+		}
 	}
 	return got, err
 }
@@ -403,11 +387,12 @@ func (r *refusals) Acquire(ctx context.Context, key string, ttl time.Duration) (
 // one waiting for its result fetches at once instead of waiting out the fetch timeout.
 func TestGet_WaiterFetchesWhenTheLockHolderFailed(t *testing.T) {
 	cache := memory.NewCache(0, nil)
-	leases := &refusals{Leases: memory.NewLeases(nil)}
-	gate := make(chan struct{})
+	leases := &refusals{Leases: memory.NewLeases(nil), refused: make(chan struct{}, 1)}
+	gate, holding := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int64
 	src := widgetdata.FetcherFunc(func(ctx context.Context, w dsync.Widget) (json.RawMessage, error) {
 		if calls.Add(1) == 1 {
+			close(holding)
 			<-gate
 			return nil, errors.New("source down")
 		}
@@ -423,28 +408,26 @@ func TestGet_WaiterFetchesWhenTheLockHolderFailed(t *testing.T) {
 	ctx := context.Background()
 	aErr := make(chan error, 1)
 	go func() { _, err := a.Get(ctx, w, false); aErr <- err }()
-	for calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	await(t, holding, "the lock holder's fetch")
 	type result struct {
 		d   *dsync.WidgetData
 		err error
 	}
 	bRes := make(chan result, 1)
 	go func() { d, err := b.Get(ctx, w, false); bRes <- result{d, err} }()
-	for leases.n.Load() == 0 { // b found the lock held: it waits for a's result
-		time.Sleep(time.Millisecond)
-	}
+	await(t, leases.refused, "the waiter finding the lock held") // it waits for a's result
 	close(gate)
 	if err := <-aErr; dsync.ErrorCode(err) != dsync.CodeSourceFailed {
 		t.Fatalf("the lock holder: got %v, want source_failed", err)
 	}
-	released := time.Now()
-	r := <-bRes
-	if r.err != nil || string(r.d.Data) != `{"ok":true}` {
-		t.Fatalf("the waiter: got %v, %v; want its own fetch's data", r.d, r.err)
-	}
-	if d := time.Since(released); d > timeout/4 {
-		t.Fatalf("the waiter answered %v after the holder failed, want well within the %v fetch timeout", d, timeout)
+	// The waiter looks again every LockWait (25 ms); one that waited out the fetch
+	// timeout would answer at 20 s. Half of that is the generous bound between the two.
+	select {
+	case r := <-bRes:
+		if r.err != nil || string(r.d.Data) != `{"ok":true}` {
+			t.Fatalf("the waiter: got %v, %v; want its own fetch's data", r.d, r.err)
+		}
+	case <-time.After(timeout / 2):
+		t.Fatalf("the waiter had not answered %v after the holder failed, want well within the %v fetch timeout", timeout/2, timeout)
 	}
 }

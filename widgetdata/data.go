@@ -295,7 +295,14 @@ type Leases interface {
 // case it waits for that instance's result to appear in the cache (newer than the
 // wait's start). It fetches itself when the lock comes free with no result (that
 // fetch failed, or was over budget), or when none arrives within the fetch timeout.
+//
+// A read that found the cache empty or expired may reach here just after another
+// flight of this process (or another instance) stored a result: a result less than
+// MinFetchInterval old in the cache is the answer then, not a second fetch.
 func (s *Service) fetchOnce(ctx context.Context, w dsync.Widget) (dsync.WidgetData, error) {
+	if d, err := s.cached(ctx, w); err == nil && d != nil && recent(d.FetchedAt.Time, s.o.Now()) {
+		return *d, nil
+	}
 	if s.o.Leases == nil {
 		return s.fetch(ctx, w)
 	}

@@ -30,7 +30,7 @@ func counter(t testing.TB, reg *prometheus.Registry, name string) float64 {
 }
 
 func TestMetrics_CacheHitsMissesStale(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	reg := prometheus.NewRegistry()
 	m, err := widgetdata.NewMetrics(reg)
 	if err != nil {
@@ -72,7 +72,7 @@ func TestMetrics_CacheHitsMissesStale(t *testing.T) {
 // What a source answers is not the caller's input: data over the limit, or not JSON,
 // is the source's failure, and the last good copy stands in for it.
 func TestGet_UnusableSourceAnswerIsSourceFailure(t *testing.T) {
-	clk := &clock{t: time.Unix(1_700_000_000, 0)}
+	clk := newClock()
 	var answer string
 	src := widgetdata.FetcherFunc(func(context.Context, dsync.Widget) (json.RawMessage, error) {
 		return json.RawMessage(answer), nil
