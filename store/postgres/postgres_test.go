@@ -7,8 +7,8 @@ import (
 
 	"github.com/dashsync/dashsync/internal/testpg"
 	"github.com/dashsync/dashsync/store/postgres"
-	"github.com/dashsync/dashsync/sync/storetest"
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/sync/storetest"
 )
 
 func TestConformance(t *testing.T) {

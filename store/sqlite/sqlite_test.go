@@ -5,8 +5,8 @@ import (
 	"testing"
 
 	"github.com/dashsync/dashsync/store/sqlite"
-	"github.com/dashsync/dashsync/sync/storetest"
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/sync/storetest"
 )
 
 func TestConformance(t *testing.T) {
