@@ -60,7 +60,8 @@ type fzMsg struct {
 	Error    json.RawMessage `json:"error"`
 }
 
-// fzInbound mirrors how the hub decodes a client message (hub/protocol.go): a frame
+// fzInbound is SPEC §5's client message, read independently of the hub's own decoder
+// (hub/protocol.go), so that the oracle does not share its mistakes: a frame
 // that decodes into it is a request the server must answer by its id.
 type fzInbound struct {
 	ID      *int64     `json:"id"`

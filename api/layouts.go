@@ -2,13 +2,13 @@ package api
 
 import (
 	"encoding/json"
-	"github.com/dashsync/dashsync/wire"
 	"net/http"
 	"strconv"
 
 	"github.com/gin-gonic/gin"
 
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // itemBody is a layout item as clients send it: every coordinate is required. The

@@ -3,13 +3,13 @@ package api
 import (
 	"bytes"
 	"encoding/json"
-	"github.com/dashsync/dashsync/wire"
 	"net/http"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // sourceBody is a widget source as clients send it. Zero refresh and TTL take the

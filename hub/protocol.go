@@ -5,10 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dashsync/dashsync/wire"
 	"strings"
 
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/wire"
 )
 
 // inbound is every field a client message may carry (SPEC §5); unknown fields are

@@ -115,9 +115,12 @@ func TestBounds_SourcePeriods(t *testing.T) {
 		if err != nil || got.Source.RefreshSeconds != 86_400 || got.Source.TTLSeconds != 2_592_000 {
 			t.Fatalf("read back %+v, %v", got.Source, err)
 		}
-		_, _, err = svc.EditWidget(ctx, "alice", w.ID, dsync.Edit{Base: 1, Author: "alice",
-			Ops: []dsync.Op{rep("/source/refreshSeconds", 2305843009213693952)}})
+		_, _, err = svc.UpdateWidget(ctx, "alice", w.ID, 1, dsync.WidgetDoc{
+			Source: &dsync.Source{Kind: "push", RefreshSeconds: 2305843009213693952, TTLSeconds: 60}}, dsync.Edit{Author: "alice"})
 		wantCode(t, err, dsync.CodeValidation)
+		if got, err := svc.Widget(ctx, "alice", w.ID); err != nil || got.Version != 1 || got.Source.RefreshSeconds != 86_400 {
+			t.Fatalf("after the refused update: %+v, %v; want version 1 unchanged", got, err)
+		}
 	})
 }
 

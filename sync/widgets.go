@@ -193,20 +193,6 @@ func (s *Service) UpdateWidget(ctx context.Context, owner, id string, base int64
 	return out, res, err
 }
 
-// EditWidget applies ops to a widget under the rule of SPEC §3.
-func (s *Service) EditWidget(ctx context.Context, owner, id string, e Edit) (Widget, Result, error) {
-	var (
-		out Widget
-		res Result
-	)
-	err := s.run(ctx, func(t *tx) error {
-		var err error
-		out, res, err = edit(ctx, s, t, s.widgetKind(), owner, id, e)
-		return err
-	})
-	return out, res, err
-}
-
 // RemoveWidget deletes a widget and takes it out of every layout that places it (each
 // such layout gets a new version).
 func (s *Service) RemoveWidget(ctx context.Context, owner, id, author string) error {
