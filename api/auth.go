@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 	"github.com/golang-jwt/jwt/v5"
@@ -15,7 +13,7 @@ import (
 )
 
 // MaxUserLen bounds the user id (the token's sub) in characters.
-const MaxUserLen = 128
+const MaxUserLen = dsync.MaxUserLen
 
 // MintToken returns a token for user signed with secret (HS256), expiring ttl from now.
 // A ttl ≤ 0 gives a token that is already expired (useful in tests only).
@@ -66,13 +64,9 @@ func VerifyToken(secret []byte, token string, now time.Time) (user string, exp t
 	return claims.Subject, claims.ExpiresAt.Time, nil
 }
 
-func checkUser(user string) error {
-	if user == "" || !utf8.ValidString(user) || utf8.RuneCountInString(user) > MaxUserLen ||
-		strings.ContainsFunc(user, unicode.IsControl) {
-		return fmt.Errorf("user id must be 1 to %d printable characters of valid UTF-8", MaxUserLen)
-	}
-	return nil
-}
+// checkUser is the domain's rule for user ids: a token's sub that starts with
+// "link:" (a link's actor) is refused, so that no user token can act as a link.
+func checkUser(user string) error { return dsync.CheckUserID(user) }
 
 // tokenFrom returns the bearer token of a request: from the Authorization header, or
 // else from the access_token query parameter (browsers cannot set headers on a
@@ -99,7 +93,17 @@ func (s *Server) authenticate(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	user, exp, err := s.verify(tok)
+	var (
+		user string
+		exp  time.Time
+	)
+	if dsync.IsLinkToken(tok) {
+		// A link is checked against the store on every use (SPEC §10): a revoked
+		// or expired one fails at once on every instance.
+		user, exp, err = s.svc.LinkUser(c.Request.Context(), tok)
+	} else {
+		user, exp, err = s.verify(tok)
+	}
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"time"
 
 	"github.com/dashsync/dashsync/hub"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -11,7 +12,10 @@ import (
 )
 
 // Domain is what the REST routes ask of the domain (a *dsync.Service), one call per
-// route or less. Errors are *dsync.Error values; writeError answers them.
+// route or less. Errors are *dsync.Error values; writeError answers them. Every call
+// that names a caller ("who", "owner", "user") takes the authenticated actor: a user
+// id, or "link:<id>" for a link token; the domain decides what that actor may do
+// (SPEC §10), so no handler checks roles itself.
 type Domain interface {
 	// Ping is the "store" readiness check.
 	Ping(ctx context.Context) error
@@ -21,7 +25,7 @@ type Domain interface {
 	Save(ctx context.Context, owner string, in dsync.SaveDashboard, e dsync.Edit) (dsync.DashboardView, dsync.Result, error)
 	Templates() []dsync.Template
 
-	Layouts(ctx context.Context, owner string) ([]dsync.LayoutSummary, error)
+	Layouts(ctx context.Context, user string, shared bool) ([]dsync.LayoutSummary, error)
 	Layout(ctx context.Context, owner, id string) (dsync.Layout, error)
 	CreateLayout(ctx context.Context, owner string, in dsync.NewLayout) (dsync.Layout, error)
 	EditLayout(ctx context.Context, owner, id string, e dsync.Edit) (dsync.Layout, dsync.Result, error)
@@ -33,8 +37,16 @@ type Domain interface {
 	History(ctx context.Context, owner, id string, before int64, limit int) ([]dsync.Change, int64, error)
 	Restore(ctx context.Context, owner, id string, v int64, author string) (dsync.Layout, dsync.Result, error)
 
+	// Sharing (SPEC §10): the access list and links of a layout, and link tokens.
+	AccessOf(ctx context.Context, who, id string) (dsync.AccessView, error)
+	UpdateAccess(ctx context.Context, who, id string, users map[string]*dsync.Role, version *int64) (dsync.AccessView, error)
+	CreateLink(ctx context.Context, who, id string, role dsync.Role, ttlSeconds int64) (dsync.NewLink, error)
+	RevokeLink(ctx context.Context, who, id, linkID string) error
+	LinkUser(ctx context.Context, token string) (who string, expires time.Time, err error)
+
 	Widgets(ctx context.Context, owner string) ([]dsync.Widget, error)
-	Widget(ctx context.Context, owner, id string) (dsync.Widget, error)
+	WidgetFor(ctx context.Context, who, id string, a dsync.Action) (dsync.Widget, error)
+	WidgetsFor(ctx context.Context, who string, ids []string, a dsync.Action) ([]dsync.WidgetResult, error)
 	CreateWidget(ctx context.Context, owner string, doc dsync.WidgetDoc, author string) (dsync.Widget, error)
 	UpdateWidget(ctx context.Context, owner, id string, base int64, doc dsync.WidgetDoc, e dsync.Edit) (dsync.Widget, dsync.Result, error)
 	RemoveWidget(ctx context.Context, owner, id, author string) error

@@ -147,7 +147,16 @@ type bulkReply struct {
 
 // handleLayoutList is GET /api/dashboard/layouts.
 func (s *Server) handleLayoutList(c *gin.Context) {
-	ls, err := s.svc.Layouts(c.Request.Context(), userOf(c))
+	var shared bool
+	switch inc := c.Query("include"); inc {
+	case "":
+	case "shared":
+		shared = true
+	default:
+		s.writeError(c, dsync.Invalid("include", "oneof", "shared", "include must be \"shared\""))
+		return
+	}
+	ls, err := s.svc.Layouts(c.Request.Context(), userOf(c), shared)
 	if err != nil {
 		s.writeError(c, err)
 		return

@@ -148,7 +148,11 @@ func (s *Server) handleWidgetGet(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	w, err := s.svc.Widget(c.Request.Context(), userOf(c), c.Param("id"))
+	act := dsync.ActReadData
+	if refresh {
+		act = dsync.ActRefresh
+	}
+	w, err := s.svc.WidgetFor(c.Request.Context(), userOf(c), c.Param("id"), act)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -176,7 +180,7 @@ func (s *Server) handleWidgetUpdate(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	before, err := s.svc.Widget(ctx, userOf(c), c.Param("id"))
+	before, err := s.svc.WidgetFor(ctx, userOf(c), c.Param("id"), dsync.ActOwnWidget)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -212,7 +216,7 @@ func (s *Server) handleWidgetDelete(c *gin.Context) {
 		return
 	}
 	ctx := c.Request.Context()
-	w, err := s.svc.Widget(ctx, userOf(c), c.Param("id"))
+	w, err := s.svc.WidgetFor(ctx, userOf(c), c.Param("id"), dsync.ActOwnWidget)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -244,7 +248,7 @@ func (s *Server) handleWidgetDataPut(c *gin.Context) {
 		s.writeError(c, err)
 		return
 	}
-	w, err := s.svc.Widget(c.Request.Context(), userOf(c), c.Param("id"))
+	w, err := s.svc.WidgetFor(c.Request.Context(), userOf(c), c.Param("id"), dsync.ActOwnWidget)
 	if err != nil {
 		s.writeError(c, err)
 		return
@@ -288,17 +292,30 @@ func (s *Server) handleWidgetBatchPost(c *gin.Context) {
 }
 
 // batch answers the data of up to 50 widgets, fetched in parallel: 200 when every id
-// succeeded, else 207 with each id's status (another user's id is a 404 of its own).
+// succeeded, else 207 with each id's status (an id the caller may not read is a 404
+// of its own; one they may read but not refresh, with refresh, a 403).
 func (s *Server) batch(c *gin.Context, req batchRequest) {
 	ctx := c.Request.Context()
-	all, err := s.svc.Widgets(ctx, userOf(c))
+	act := dsync.ActReadData
+	if req.Refresh {
+		act = dsync.ActRefresh
+	}
+	ids := make([]string, 0, len(req.IDs))
+	seen := make(map[string]bool, len(req.IDs))
+	for _, id := range req.IDs {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	got, err := s.svc.WidgetsFor(ctx, userOf(c), ids, act)
 	if err != nil {
 		s.writeError(c, err)
 		return
 	}
-	mine := make(map[string]dsync.Widget, len(all))
-	for _, w := range all {
-		mine[w.ID] = w
+	mine := make(map[string]dsync.WidgetResult, len(got))
+	for i, r := range got {
+		mine[ids[i]] = r
 	}
 	reply := batchReply{Results: make(map[string]batchResult, len(req.IDs))}
 	status := http.StatusOK
@@ -312,13 +329,12 @@ func (s *Server) batch(c *gin.Context, req batchRequest) {
 		if _, seen := reply.Results[id]; seen {
 			continue
 		}
-		w, ok := mine[id]
-		if !ok {
-			fail(id, dsync.Errorf(dsync.CodeNotFound, "widget %s not found", id))
+		if r := mine[id]; r.Err != nil {
+			fail(id, r.Err)
 			continue
 		}
 		reply.Results[id] = batchResult{}
-		found = append(found, w)
+		found = append(found, mine[id].Widget)
 	}
 	for i, r := range s.data.Batch(ctx, found, req.Refresh) {
 		if r.Err != nil {

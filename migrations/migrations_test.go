@@ -118,7 +118,7 @@ func TestUp(t *testing.T) {
 					t.Errorf("status %d: got %+v, want version %d applied with a time", i, s, i+1)
 				}
 			}
-			for _, table := range []string{"layouts", "layout_changes", "widgets", "widget_changes", "dashboards"} {
+			for _, table := range []string{"layouts", "layout_changes", "widgets", "widget_changes", "dashboards", "layout_members", "layout_links"} {
 				if _, err := db.ExecContext(ctx, "SELECT count(*) FROM "+table); err != nil {
 					t.Errorf("table %s: %v", table, err)
 				}

@@ -18,6 +18,9 @@ type DashboardView struct {
 
 // Dashboard returns owner's dashboard view.
 func (s *Service) Dashboard(ctx context.Context, owner string) (DashboardView, error) {
+	if err := users(owner); err != nil {
+		return DashboardView{}, err
+	}
 	return s.dashboardView(ctx, s.store, owner)
 }
 
@@ -40,10 +43,21 @@ func (s *Service) dashboardView(ctx context.Context, r Reader, owner string) (Da
 			v.Layout = &ls[i]
 		}
 	}
+	if d.CurrentLayoutID != nil && (v.Layout == nil || v.Layout.ID != *d.CurrentLayoutID) {
+		// The current layout is not owner's: one shared with them, unless that ended.
+		l, role, err := r.LayoutAs(ctx, *d.CurrentLayoutID, owner)
+		switch {
+		case err == nil && role.rank() > 0:
+			v.Layout = &l
+		case err != nil && ErrorCode(err) != CodeNotFound:
+			return DashboardView{}, err
+		}
+	}
 	if v.Layout == nil {
 		return v, nil
 	}
-	ws, err := r.Widgets(ctx, owner)
+	// A shared layout places its owner's widgets.
+	ws, err := r.Widgets(ctx, v.Layout.Owner)
 	if err != nil {
 		return DashboardView{}, err
 	}
@@ -70,6 +84,9 @@ type DashboardPatch struct {
 
 // UpdateDashboard applies a patch to owner's dashboard state.
 func (s *Service) UpdateDashboard(ctx context.Context, owner string, p DashboardPatch) (Dashboard, error) {
+	if err := users(owner); err != nil {
+		return Dashboard{}, err
+	}
 	var out Dashboard
 	err := s.run(ctx, func(t *tx) error {
 		var err error
@@ -98,7 +115,7 @@ func (s *Service) updateDashboard(ctx context.Context, t *tx, owner string, p Da
 	}
 	if p.SetCurrent {
 		if p.CurrentLayoutID != nil {
-			if _, err := t.Layout(ctx, owner, *p.CurrentLayoutID); err != nil {
+			if _, _, err := s.open(ctx, t, owner, *p.CurrentLayoutID, ActRead); err != nil {
 				if ErrorCode(err) == CodeNotFound {
 					return Dashboard{}, Invalid("currentLayoutId", "exists", "", "layout %s does not exist", *p.CurrentLayoutID)
 				}
@@ -185,6 +202,9 @@ type SaveDashboard struct {
 
 // Save applies a SaveDashboard and returns the resulting view and the layout's result.
 func (s *Service) Save(ctx context.Context, owner string, in SaveDashboard, e Edit) (DashboardView, Result, error) {
+	if err := users(owner); err != nil {
+		return DashboardView{}, Result{}, err
+	}
 	var (
 		view DashboardView
 		res  Result

@@ -3,7 +3,8 @@ package sync
 import "context"
 
 // Event is what the edit pipeline announces once a commit is durable: a
-// LayoutCommitted, a WidgetChanged or a UserEvent. The domain says what happened;
+// LayoutCommitted, a WidgetChanged, a UserEvent, or a change of who may see a layout
+// (AccessChanged, LinkRevoked, LayoutDeleted). The domain says what happened;
 // where it is delivered (channel names, frames) is the hub's business.
 type Event interface{ isEvent() }
 
@@ -42,6 +43,31 @@ type UserEvent struct {
 	Dashboard *Dashboard
 }
 
+// AccessChanged is a change of one user's role on a layout (SPEC §10): Role is the
+// new role, "" when the user's access was removed.
+type AccessChanged struct {
+	Layout LayoutSummary
+	User   string
+	Role   Role
+}
+
+// LinkRevoked is a link of a layout that was revoked: the sockets it opened are
+// closed.
+type LinkRevoked struct {
+	LayoutID string
+	LinkID   string
+}
+
+// LayoutDeleted is a layout that is gone: its subscribers are told, and each of its
+// members loses it.
+type LayoutDeleted struct {
+	Layout  LayoutSummary
+	Members []string
+}
+
+func (AccessChanged) isEvent()   {}
+func (LinkRevoked) isEvent()     {}
+func (LayoutDeleted) isEvent()   {}
 func (LayoutCommitted) isEvent() {}
 func (WidgetChanged) isEvent()   {}
 func (UserEvent) isEvent()       {}

@@ -114,3 +114,33 @@ func (g guardedReader) WidgetPaths(ctx context.Context, id string, after, upTo i
 	}
 	return g.r.WidgetPaths(ctx, id, after, upTo)
 }
+func (g guardedReader) LayoutAs(ctx context.Context, id, user string) (Layout, Role, error) {
+	if err := bad(id, user); err != nil {
+		return Layout{}, "", err
+	}
+	return g.r.LayoutAs(ctx, id, user)
+}
+func (g guardedReader) Access(ctx context.Context, id string) (Access, error) {
+	if err := bad(id); err != nil {
+		return Access{}, err
+	}
+	return g.r.Access(ctx, id)
+}
+func (g guardedReader) SharedWith(ctx context.Context, user string) ([]SharedLayout, error) {
+	if err := bad(user); err != nil {
+		return nil, err
+	}
+	return g.r.SharedWith(ctx, user)
+}
+func (g guardedReader) Link(ctx context.Context, id string) (Link, error) {
+	if err := bad(id); err != nil {
+		return Link{}, err
+	}
+	return g.r.Link(ctx, id)
+}
+func (g guardedReader) Links(ctx context.Context, id string) ([]Link, error) {
+	if err := bad(id); err != nil {
+		return nil, err
+	}
+	return g.r.Links(ctx, id)
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -12,7 +14,11 @@ import (
 func (s *Service) layoutKind() kind[Layout] {
 	return kind[Layout]{
 		name:    "layout",
-		load:    func(ctx context.Context, r Reader, owner, id string) (Layout, error) { return r.Layout(ctx, owner, id) },
+		// An edit of any kind (edit, PUT, PATCH, restore) needs the editor role.
+		load: func(ctx context.Context, r Reader, who, id string) (Layout, error) {
+			l, _, err := s.open(ctx, r, who, id, ActEdit)
+			return l, err
+		},
 		version: func(l Layout) int64 { return l.Version },
 		changes: func(ctx context.Context, r Reader, id string, after, upTo int64) ([]Change, error) {
 			return r.LayoutChanges(ctx, id, after, upTo)
@@ -24,11 +30,12 @@ func (s *Service) layoutKind() kind[Layout] {
 			return r.LayoutChangeByEdit(ctx, id, editID)
 		},
 		apply: func(l Layout, e Edit) (Layout, error) { return ApplyLayoutOps(l, e.Ops, e.server) },
-		validate: func(ctx context.Context, t *tx, owner string, old, next Layout) error {
+		validate: func(ctx context.Context, t *tx, _ string, old, next Layout) error {
 			if err := ValidateLayout(next); err != nil {
 				return err
 			}
-			return checkWidgetsExist(ctx, t, owner, old.Items, next.Items)
+			// Whoever edits, a layout places its owner's widgets only (SPEC §10).
+			return checkWidgetsExist(ctx, t, next.Owner, old.Items, next.Items)
 		},
 		same:  SameLayoutDoc,
 		diff:  DiffLayout,
@@ -74,22 +81,41 @@ func checkWidgetsExist(ctx context.Context, t *tx, owner string, old, next map[s
 	return nil
 }
 
-// Layouts lists owner's layouts.
-func (s *Service) Layouts(ctx context.Context, owner string) ([]LayoutSummary, error) {
-	ls, err := s.store.Layouts(ctx, owner)
+// Layouts lists user's own layouts; with shared, then the layouts shared with user,
+// each with its owner and user's role (SPEC §10).
+func (s *Service) Layouts(ctx context.Context, user string, shared bool) ([]LayoutSummary, error) {
+	if err := users(user); err != nil {
+		return nil, err
+	}
+	ls, err := s.store.Layouts(ctx, user)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]LayoutSummary, len(ls))
 	for i, l := range ls {
 		out[i] = l.Summary()
+		if shared {
+			out[i] = l.SummaryFor(RoleOwner)
+		}
+	}
+	if !shared {
+		return out, nil
+	}
+	sh, err := s.store.SharedWith(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range sh {
+		out = append(out, m.Layout.SummaryFor(m.Role))
 	}
 	return out, nil
 }
 
-// Layout returns one of owner's layouts.
-func (s *Service) Layout(ctx context.Context, owner, id string) (Layout, error) {
-	return s.store.Layout(ctx, owner, id)
+// Layout returns layout id as who may read it: their own, one shared with them, or a
+// link's layout.
+func (s *Service) Layout(ctx context.Context, who, id string) (Layout, error) {
+	l, _, err := s.open(ctx, s.store, who, id, ActRead)
+	return l, err
 }
 
 // LayoutDoc is the editable part of a layout as a client sends it whole. Nil fields are
@@ -129,6 +155,9 @@ type NewLayout struct {
 // CreateLayout creates a layout from a document or a built-in template (with new
 // widgets for the template's tiles). The user's first layout becomes the default.
 func (s *Service) CreateLayout(ctx context.Context, owner string, in NewLayout) (Layout, error) {
+	if err := users(owner); err != nil {
+		return Layout{}, err
+	}
 	if in.Template != "" {
 		return s.createFromTemplate(ctx, owner, in.Template, in.Author)
 	}
@@ -195,7 +224,7 @@ func (s *Service) EditLayout(ctx context.Context, owner, id string, e Edit) (Lay
 func (s *Service) editLayout(ctx context.Context, t *tx, owner, id string, e Edit) (Layout, Result, error) {
 	out, res, err := edit(ctx, s, t, s.layoutKind(), owner, id, e)
 	if err == nil && res.Committed && touchesName(e.Ops) {
-		t.emit(userLayoutEvent(owner, EventLayoutUpdated, out.Summary()))
+		t.emit(userLayoutEvent(out.Owner, EventLayoutUpdated, out.Summary()))
 	}
 	return out, res, err
 }
@@ -236,6 +265,13 @@ func (s *Service) putLayout(ctx context.Context, t *tx, owner, id string, base i
 // makes the most recently updated other layout the default (a new version of it).
 func (s *Service) DeleteLayout(ctx context.Context, owner, id, author string) error {
 	return s.run(ctx, func(t *tx) error {
+		if _, _, err := s.open(ctx, t, owner, id, ActManage); err != nil {
+			return err
+		}
+		access, err := t.Access(ctx, id)
+		if err != nil {
+			return err
+		}
 		all, err := t.Layouts(ctx, owner)
 		if err != nil {
 			return err
@@ -262,6 +298,7 @@ func (s *Service) DeleteLayout(ctx context.Context, owner, id, author string) er
 			return fmt.Errorf("delete layout %s: %w", id, err)
 		}
 		t.emit(userLayoutEvent(owner, EventLayoutDeleted, target.Summary()))
+		t.emit(LayoutDeleted{Layout: target.SummaryFor(RoleOwner), Members: slices.Sorted(maps.Keys(access.Users))})
 		if target.IsDefault {
 			_, _, err := s.editLayout(ctx, t, owner, next.ID, defaultEdit(next.Version, true, author))
 			return err
@@ -280,6 +317,9 @@ func defaultEdit(base int64, on bool, author string) Edit {
 func (s *Service) SetDefault(ctx context.Context, owner, id, author string) (Layout, error) {
 	var out Layout
 	err := s.run(ctx, func(t *tx) error {
+		if _, _, err := s.open(ctx, t, owner, id, ActManage); err != nil {
+			return err
+		}
 		all, err := t.Layouts(ctx, owner)
 		if err != nil {
 			return err
@@ -310,13 +350,23 @@ func (s *Service) SetDefault(ctx context.Context, owner, id, author string) (Lay
 	return out, err
 }
 
-// CloneLayout copies a layout (the same widgets) under a new name, not the default.
+// CloneLayout copies a layout under a new name for who, not as the default: with the
+// same widgets when who owns it, with copies of its widgets (who's own) when it is
+// shared with who.
 func (s *Service) CloneLayout(ctx context.Context, owner, id string, name *string, author string) (Layout, error) {
+	if err := users(owner); err != nil {
+		return Layout{}, err
+	}
 	var out Layout
 	err := s.run(ctx, func(t *tx) error {
-		src, err := t.Layout(ctx, owner, id)
+		src, _, err := s.open(ctx, t, owner, id, ActClone)
 		if err != nil {
 			return err
+		}
+		if src.Owner != owner {
+			if src.Items, err = s.copyWidgets(ctx, t, src.Owner, owner, src.Items, author); err != nil {
+				return err
+			}
 		}
 		if name != nil {
 			src.Name = *name
@@ -342,7 +392,7 @@ func copyName(name string) string {
 // before (0: from the newest), newest first, and the value of before for the next page
 // (0 when there is none).
 func (s *Service) History(ctx context.Context, owner, id string, before int64, limit int) ([]Change, int64, error) {
-	l, err := s.store.Layout(ctx, owner, id)
+	l, _, err := s.open(ctx, s.store, owner, id, ActRead)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -384,7 +434,7 @@ func (s *Service) Restore(ctx context.Context, owner, id string, v int64, author
 		res Result
 	)
 	err := s.run(ctx, func(t *tx) error {
-		head, err := t.Layout(ctx, owner, id)
+		head, _, err := s.open(ctx, t, owner, id, ActEdit)
 		if err != nil {
 			return err
 		}
@@ -460,4 +510,23 @@ func (s *Service) ChangesSince(ctx context.Context, layoutID string, after, upTo
 		out = append(out, cs...)
 	}
 	return out, true, nil
+}
+
+// copyWidgets makes, for user, a copy of each of from's widgets that items places,
+// and returns items placing the copies instead.
+func (s *Service) copyWidgets(ctx context.Context, t *tx, from, user string, items map[string]Item, author string) (map[string]Item, error) {
+	out := make(map[string]Item, len(items))
+	for _, id := range slices.Sorted(maps.Keys(items)) {
+		w, err := t.Widget(ctx, from, id)
+		if err != nil {
+			return nil, err
+		}
+		w = w.Clone()
+		c, err := s.insertWidget(ctx, t, user, w, author)
+		if err != nil {
+			return nil, err
+		}
+		out[c.ID] = items[id]
+	}
+	return out, nil
 }

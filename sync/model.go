@@ -86,11 +86,22 @@ type LayoutSummary struct {
 	IsDefault bool   `json:"isDefault"`
 	Version   int64  `json:"version"`
 	UpdatedAt Time   `json:"updatedAt"`
+	// Owner is the layout's owner; Role the role of the user the summary is for
+	// (SPEC §10), when it is known.
+	Owner string `json:"owner,omitempty"`
+	Role  Role   `json:"role,omitempty"`
 }
 
 // Summary returns the short form of l.
 func (l Layout) Summary() LayoutSummary {
 	return LayoutSummary{ID: l.ID, Name: l.Name, IsDefault: l.IsDefault, Version: l.Version, UpdatedAt: l.UpdatedAt}
+}
+
+// SummaryFor is l's short form for a user whose role on it is role.
+func (l Layout) SummaryFor(role Role) LayoutSummary {
+	out := l.Summary()
+	out.Owner, out.Role = l.Owner, role
+	return out
 }
 
 // Source says where a widget's data comes from.

@@ -37,6 +37,23 @@ type Reader interface {
 	// Dashboard returns owner's dashboard state; one never saved has Version 0, no
 	// current layout and Preferences {}.
 	Dashboard(ctx context.Context, owner string) (Dashboard, error)
+
+	// LayoutAs returns layout id, whoever owns it, with user's role on it: RoleOwner
+	// for its owner, the access list's role for a member, "" for anyone else. A
+	// missing layout is CodeNotFound. It is one read of the store.
+	LayoutAs(ctx context.Context, id, user string) (Layout, Role, error)
+	// Access returns a layout's access list: Users empty (never nil) and Version 0
+	// when it was never shared. A missing layout is CodeNotFound.
+	Access(ctx context.Context, layoutID string) (Access, error)
+	// SharedWith returns the layouts user is a member of (not the ones user owns),
+	// oldest first (by creation, then id), each with user's role.
+	SharedWith(ctx context.Context, user string) ([]SharedLayout, error)
+	// Link returns one link, revoked or expired as it may be; CodeNotFound when there
+	// is none (or its layout was deleted).
+	Link(ctx context.Context, id string) (Link, error)
+	// Links returns the links of a layout that are not revoked, expired ones
+	// included, oldest first (by creation, then id).
+	Links(ctx context.Context, layoutID string) ([]Link, error)
 }
 
 // Tx is a store transaction: reads see its own writes, and nothing of it is visible to
@@ -59,7 +76,7 @@ type writes interface {
 	// version differs, ErrDuplicateEdit when c.EditID is already in the layout's log,
 	// and CodeNotFound when the layout is gone.
 	UpdateLayout(ctx context.Context, l Layout, c Change) error
-	// DeleteLayout deletes a layout and its op log.
+	// DeleteLayout deletes a layout, its op log, its access list and its links.
 	DeleteLayout(ctx context.Context, owner, id string) error
 	// TrimLayoutChanges deletes a layout's changes with version <= upTo.
 	TrimLayoutChanges(ctx context.Context, layoutID string, upTo int64) error
@@ -74,6 +91,16 @@ type writes interface {
 	// PutDashboard stores d if the stored version is d.Version-1 (0: none stored yet),
 	// else ErrStale.
 	PutDashboard(ctx context.Context, d Dashboard) error
+
+	// PutAccess replaces the members of a.LayoutID's access list with a.Users if its
+	// stored access version is a.Version-1, else ErrStale; CodeNotFound when the
+	// layout is gone. a.Owner is not written.
+	PutAccess(ctx context.Context, a Access) error
+	// CreateLink inserts a link; CodeNotFound when its layout is gone.
+	CreateLink(ctx context.Context, l Link) error
+	// RevokeLink marks link id of layout layoutID revoked. A link that is not there,
+	// is another layout's, or is revoked already is CodeNotFound.
+	RevokeLink(ctx context.Context, layoutID, id string) error
 }
 
 // Store keeps layouts, widgets, their op logs and dashboards.

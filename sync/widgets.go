@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 )
 
 // widgetKind wires widgets into the generic edit pipeline.
@@ -116,11 +117,117 @@ func (d WidgetDoc) over(base Widget) Widget {
 
 // Widgets lists owner's widgets.
 func (s *Service) Widgets(ctx context.Context, owner string) ([]Widget, error) {
+	if err := users(owner); err != nil {
+		return nil, err
+	}
 	return s.store.Widgets(ctx, owner)
 }
 
-// Widget returns one of owner's widgets.
-func (s *Service) Widget(ctx context.Context, owner, id string) (Widget, error) {
+// Widget returns widget id if who may read its data (ActReadData): see WidgetFor.
+func (s *Service) Widget(ctx context.Context, who, id string) (Widget, error) {
+	return s.WidgetFor(ctx, who, id, ActReadData)
+}
+
+// WidgetFor returns widget id if who may do a with it: who's own widget (any action),
+// or one placed on a layout shared with who, or on a link's layout, where who's best
+// role over those layouts permits a (SPEC §10). Without any such layout the widget is
+// not_found; with a role that does not permit a, forbidden.
+func (s *Service) WidgetFor(ctx context.Context, who, id string, a Action) (Widget, error) {
+	if !IsLink(who) {
+		w, err := s.ownWidget(ctx, who, id)
+		if ErrorCode(err) != CodeNotFound {
+			return w, err
+		}
+	}
+	reach, err := s.reach(ctx, who)
+	if err != nil {
+		return Widget{}, err
+	}
+	return s.reached(ctx, who, reach, id, a)
+}
+
+// WidgetResult is one widget of WidgetsFor: the widget, or why who may not have it.
+type WidgetResult struct {
+	Widget Widget
+	Err    error
+}
+
+// WidgetsFor is WidgetFor for each of ids, in order, reading who's widgets and the
+// layouts shared with who once for all of them.
+func (s *Service) WidgetsFor(ctx context.Context, who string, ids []string, a Action) ([]WidgetResult, error) {
+	mine := map[string]Widget{}
+	if !IsLink(who) {
+		ws, err := s.store.Widgets(ctx, who)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range ws {
+			mine[w.ID] = w
+		}
+	}
+	out := make([]WidgetResult, len(ids))
+	var reach []SharedLayout
+	looked := false
+	for i, id := range ids {
+		if w, ok := mine[id]; ok {
+			out[i].Widget = w
+			continue
+		}
+		if !looked {
+			var err error
+			if reach, err = s.reach(ctx, who); err != nil {
+				return nil, err
+			}
+			looked = true
+		}
+		out[i].Widget, out[i].Err = s.reached(ctx, who, reach, id, a)
+	}
+	return out, nil
+}
+
+// reach returns the layouts through which who may reach widgets not their own: the
+// layouts shared with a user, or a link's layout (none once it is revoked or expired).
+func (s *Service) reach(ctx context.Context, who string) ([]SharedLayout, error) {
+	if !IsLink(who) {
+		return s.store.SharedWith(ctx, who)
+	}
+	lk, err := s.liveLink(ctx, s.store, strings.TrimPrefix(who, LinkUserPrefix))
+	if ErrorCode(err) == CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	l, _, err := s.store.LayoutAs(ctx, lk.LayoutID, who)
+	if ErrorCode(err) == CodeNotFound {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return []SharedLayout{{Layout: l, Role: lk.Role}}, nil
+}
+
+// reached returns widget id if one of the layouts of reach places it with a role (the
+// best of them) that permits a.
+func (s *Service) reached(ctx context.Context, who string, reach []SharedLayout, id string, a Action) (Widget, error) {
+	var (
+		best  Role
+		owner string
+	)
+	for _, c := range reach {
+		if _, ok := c.Layout.Items[id]; ok && c.Role.rank() > best.rank() {
+			best, owner = c.Role, c.Layout.Owner
+		}
+	}
+	if err := allow(best, IsLink(who), a, "widget", id); err != nil {
+		return Widget{}, err
+	}
+	return s.ownWidget(ctx, owner, id)
+}
+
+// ownWidget returns one of owner's widgets.
+func (s *Service) ownWidget(ctx context.Context, owner, id string) (Widget, error) {
 	if s.widgets == nil {
 		return s.store.Widget(ctx, owner, id)
 	}
@@ -137,6 +244,9 @@ func (s *Service) Widget(ctx context.Context, owner, id string) (Widget, error) 
 
 // CreateWidget creates a widget at version 1.
 func (s *Service) CreateWidget(ctx context.Context, owner string, doc WidgetDoc, author string) (Widget, error) {
+	if err := users(owner); err != nil {
+		return Widget{}, err
+	}
 	if doc.Type == nil {
 		return Widget{}, Invalid("type", "required", "", "type is required")
 	}
@@ -177,6 +287,9 @@ func (s *Service) insertWidget(ctx context.Context, t *tx, owner string, w Widge
 // UpdateWidget applies a whole widget definition sent with base version base under
 // the rule of SPEC §3 (paths /title, /type, /source/<key>, /settings/<key>).
 func (s *Service) UpdateWidget(ctx context.Context, owner, id string, base int64, doc WidgetDoc, e Edit) (Widget, Result, error) {
+	if _, err := s.WidgetFor(ctx, owner, id, ActOwnWidget); err != nil {
+		return Widget{}, Result{}, err
+	}
 	var (
 		out Widget
 		res Result
@@ -196,6 +309,9 @@ func (s *Service) UpdateWidget(ctx context.Context, owner, id string, base int64
 // RemoveWidget deletes a widget and takes it out of every layout that places it (each
 // such layout gets a new version).
 func (s *Service) RemoveWidget(ctx context.Context, owner, id, author string) error {
+	if _, err := s.WidgetFor(ctx, owner, id, ActOwnWidget); err != nil {
+		return err
+	}
 	return s.run(ctx, func(t *tx) error {
 		w, err := t.Widget(ctx, owner, id)
 		if err != nil {

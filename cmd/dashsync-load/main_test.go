@@ -215,7 +215,7 @@ func TestRun_RefusesNonLoopbackURLWithoutDialling(t *testing.T) {
 	if n := s.Hub.Connections(""); n != 0 {
 		t.Errorf("the server saw %d connections; want 0", n)
 	}
-	ls, err := s.Service.Layouts(context.Background(), "load-u0")
+	ls, err := s.Service.Layouts(context.Background(), "load-u0", false)
 	if err != nil || len(ls) != 0 {
 		t.Errorf("layouts of load-u0 = %v, %v; want none", ls, err)
 	}

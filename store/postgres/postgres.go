@@ -186,6 +186,7 @@ func (s *Store) Close() error {
 // Postgres error codes the store acts on.
 const (
 	codeUniqueViolation      = "23505"
+	codeForeignKeyViolation  = "23503"
 	codeSerializationFailure = "40001"
 	codeDeadlockDetected     = "40P01"
 	codeTooManyConnections   = "53300"

@@ -45,14 +45,18 @@ const (
 // pgTime returns t as stored: UTC, milliseconds.
 func pgTime(t dsync.Time) time.Time { return dsync.NewTime(t.Time).Time }
 
-func scanLayout(row pgx.Row) (dsync.Layout, error) {
+func scanLayout(row pgx.Row) (dsync.Layout, error) { return scanLayoutWith(row) }
+
+// scanLayoutWith scans layoutCols and then the row's further columns into extra.
+func scanLayoutWith(row pgx.Row, extra ...any) (dsync.Layout, error) {
 	var (
 		l                dsync.Layout
 		items, settings  []byte
 		created, updated time.Time
 	)
-	if err := row.Scan(&l.ID, &l.Owner, &l.Name, &l.IsDefault, &l.Columns, &items, &settings,
-		&l.Version, &created, &updated); err != nil {
+	dest := append([]any{&l.ID, &l.Owner, &l.Name, &l.IsDefault, &l.Columns, &items, &settings,
+		&l.Version, &created, &updated}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return dsync.Layout{}, err
 	}
 	var err error

@@ -84,7 +84,8 @@ func (t *tx) UpdateLayout(ctx context.Context, l dsync.Layout, c dsync.Change) e
 	})
 }
 
-// DeleteLayout deletes one of owner's layouts and its op log.
+// DeleteLayout deletes one of owner's layouts, its op log, its access list and its
+// links (the foreign keys cascade to them).
 func (t *tx) DeleteLayout(ctx context.Context, owner, id string) error {
 	return t.delete(ctx, "layouts", layoutLog, owner, id)
 }
@@ -222,7 +223,7 @@ func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Cha
 
 func (t *tx) delete(ctx context.Context, table string, log opLog, owner, id string) error {
 	return t.atomic(ctx, func() error {
-		// The foreign key cascades to the op log.
+		// The foreign keys cascade to the op log (and a layout's members and links).
 		tag, err := t.tx.Exec(ctx, `DELETE FROM `+table+` WHERE id = $1 AND owner = $2`, id, owner)
 		if err != nil {
 			return t.s.mapErr(ctx, "delete "+log.kind, err)

@@ -22,13 +22,16 @@ type reader struct {
 	q queryer
 }
 
-// opLog names the op log table of one kind of object.
+// opLog names the op log table of one kind of object, and the other tables whose
+// idCol rows go with the object when it is deleted.
 type opLog struct {
 	kind, table, idCol string
+	dependents         []string
 }
 
 var (
-	layoutLog = opLog{kind: "layout", table: "layout_changes", idCol: "layout_id"}
+	layoutLog = opLog{kind: "layout", table: "layout_changes", idCol: "layout_id",
+		dependents: []string{"layout_members", "layout_links"}}
 	widgetLog = opLog{kind: "widget", table: "widget_changes", idCol: "widget_id"}
 )
 
@@ -41,15 +44,19 @@ const (
 
 type scanner interface{ Scan(dest ...any) error }
 
-func scanLayout(row scanner) (dsync.Layout, error) {
+func scanLayout(row scanner) (dsync.Layout, error) { return scanLayoutWith(row) }
+
+// scanLayoutWith scans layoutCols and then the row's further columns into extra.
+func scanLayoutWith(row scanner, extra ...any) (dsync.Layout, error) {
 	var (
 		l                dsync.Layout
 		items, settings  []byte
 		created, updated int64
 		isDefault        int64
 	)
-	if err := row.Scan(&l.ID, &l.Owner, &l.Name, &isDefault, &l.Columns, &items, &settings,
-		&l.Version, &created, &updated); err != nil {
+	dest := append([]any{&l.ID, &l.Owner, &l.Name, &isDefault, &l.Columns, &items, &settings,
+		&l.Version, &created, &updated}, extra...)
+	if err := row.Scan(dest...); err != nil {
 		return dsync.Layout{}, err
 	}
 	var err error

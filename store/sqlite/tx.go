@@ -87,7 +87,8 @@ func (t *tx) UpdateLayout(ctx context.Context, l dsync.Layout, c dsync.Change) e
 	})
 }
 
-// DeleteLayout deletes one of owner's layouts and its op log.
+// DeleteLayout deletes one of owner's layouts, its op log, its access list and its
+// links.
 func (t *tx) DeleteLayout(ctx context.Context, owner, id string) error {
 	return t.delete(ctx, "layouts", layoutLog, owner, id)
 }
@@ -245,9 +246,15 @@ func (t *tx) delete(ctx context.Context, table string, log opLog, owner, id stri
 		} else if n == 0 {
 			return storekit.NotFound(log.kind)
 		}
-		// The foreign key cascades too; this keeps the log gone even without it.
+		// The foreign keys cascade too; this keeps the log (and a layout's members and
+		// links) gone even without them.
 		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+log.table+` WHERE `+log.idCol+` = ?`, id); err != nil {
 			return t.s.mapErr(ctx, "delete "+log.kind+" changes", err)
+		}
+		for _, dep := range log.dependents {
+			if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+dep+` WHERE `+log.idCol+` = ?`, id); err != nil {
+				return t.s.mapErr(ctx, "delete "+log.kind+" "+dep, err)
+			}
 		}
 		return nil
 	})

@@ -44,6 +44,17 @@ func Run(t *testing.T, newStore func(t testing.TB) dsync.Store) {
 		{"Dashboard_PutThenReadRoundTripsExactly", testDashboardRoundTrip},
 		{"Dashboard_PutIsCompareAndSwapOnVersion", testDashboardCAS},
 
+		{"Access_LayoutAsGivesOwnerMemberOrNoRole", testAccessLayoutAs},
+		{"Access_NeverSharedIsEmptyAtVersionZero", testAccessNeverShared},
+		{"Access_PutIsCompareAndSwapAndReplacesMembers", testAccessPutCAS},
+		{"Access_SharedWithIsMembershipsOldestFirstWithRoles", testAccessSharedWith},
+		{"Access_LinksCreateReadListAndRevokeOnce", testAccessLinks},
+		{"Access_DeleteLayoutRemovesAccessAndLinks", testAccessDeleteLayout},
+		{"Access_ReadsSeeOwnWritesOthersOnlyAfterCommit", testAccessTxIsolation},
+		{"Access_ErrorRollsBackAccessAndLinkWrites", testAccessRollback},
+		{"Access_FailedWriteLeavesTransactionUsable", testAccessFailedWritesKeepTx},
+		{"Access_ConcurrentPutsOnOneVersionOneWins", testAccessRace},
+
 		{"InTx_ErrorRollsBackEverythingAndIsReturnedUnchanged", testTxRollback},
 		{"InTx_PanicRollsBackAndStoreStaysUsable", testTxPanic},
 		{"InTx_ReadsSeeOwnWritesOthersOnlyAfterCommit", testTxIsolation},

@@ -155,6 +155,11 @@ func testCancelledContext(t *testing.T, s dsync.Store) {
 		{"LayoutHistory", func() error { _, err := s.LayoutHistory(ctx, l.ID, 10, 10); return err }},
 		{"Widget", func() error { _, err := s.Widget(ctx, l.Owner, newID("widget")); return err }},
 		{"Dashboard", func() error { _, err := s.Dashboard(ctx, l.Owner); return err }},
+		{"LayoutAs", func() error { _, _, err := s.LayoutAs(ctx, l.ID, l.Owner); return err }},
+		{"Access", func() error { _, err := s.Access(ctx, l.ID); return err }},
+		{"SharedWith", func() error { _, err := s.SharedWith(ctx, l.Owner); return err }},
+		{"Link", func() error { _, err := s.Link(ctx, newID("link")); return err }},
+		{"Links", func() error { _, err := s.Links(ctx, l.ID); return err }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"InTx", func() error {
 			return s.InTx(ctx, func(tx dsync.Tx) error { ran = true; return nil })
@@ -204,6 +209,11 @@ func testUseAfterClose(t *testing.T, s dsync.Store) {
 		{"LayoutChangeByEdit", func() error { _, err := s.LayoutChangeByEdit(ctx, l.ID, "e"); return err }},
 		{"Widgets", func() error { _, err := s.Widgets(ctx, l.Owner); return err }},
 		{"Dashboard", func() error { _, err := s.Dashboard(ctx, l.Owner); return err }},
+		{"LayoutAs", func() error { _, _, err := s.LayoutAs(ctx, l.ID, l.Owner); return err }},
+		{"Access", func() error { _, err := s.Access(ctx, l.ID); return err }},
+		{"SharedWith", func() error { _, err := s.SharedWith(ctx, l.Owner); return err }},
+		{"Link", func() error { _, err := s.Link(ctx, newID("link")); return err }},
+		{"Links", func() error { _, err := s.Links(ctx, l.ID); return err }},
 		{"Ping", func() error { return s.Ping(ctx) }},
 		{"InTx", func() error {
 			return s.InTx(ctx, func(tx dsync.Tx) error {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -79,6 +80,32 @@ func CheckDashboard(d dsync.Dashboard) error {
 		return fmt.Errorf("put dashboard: version %d, want at least 1", d.Version)
 	}
 	return nil
+}
+
+// CheckAccess checks what PutAccess is given: a version of at least 1, and members
+// that are viewers or editors (an owner or an unknown role in an access list would
+// grant what SPEC §10 does not).
+func CheckAccess(a dsync.Access) error {
+	if a.Version < 1 {
+		return fmt.Errorf("put access of layout %s: version %d, want at least 1", a.LayoutID, a.Version)
+	}
+	for _, u := range slices.Sorted(maps.Keys(a.Users)) {
+		if r := a.Users[u]; r != dsync.RoleViewer && r != dsync.RoleEditor {
+			return fmt.Errorf("put access of layout %s: user %q has role %q, want %q or %q",
+				a.LayoutID, u, r, dsync.RoleViewer, dsync.RoleEditor)
+		}
+	}
+	return nil
+}
+
+// Members returns an access list's members sorted by user id, and their roles.
+func Members(users map[string]dsync.Role) (ids, roles []string) {
+	ids = slices.Sorted(maps.Keys(users))
+	roles = make([]string, len(ids))
+	for i, u := range ids {
+		roles[i] = string(users[u])
+	}
+	return ids, roles
 }
 
 // UnixMilli returns t as the integer milliseconds SQLite stores.
