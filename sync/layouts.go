@@ -13,7 +13,7 @@ import (
 // layoutKind wires layouts into the generic edit pipeline.
 func (s *Service) layoutKind() kind[Layout] {
 	return kind[Layout]{
-		name:    "layout",
+		name: "layout",
 		// An edit of any kind (edit, PUT, PATCH, restore) needs the editor role.
 		load: func(ctx context.Context, r Reader, who, id string) (Layout, error) {
 			l, _, err := s.open(ctx, r, who, id, ActEdit)
