@@ -218,6 +218,7 @@ func (s *Server) routeLayouts(g *gin.RouterGroup) {
 	g.POST("/:id/default", s.handleLayoutSetDefault)
 	g.GET("/:id/versions", s.handleLayoutHistory)
 	g.POST("/:id/versions/:v/restore", s.limitEdit, s.handleLayoutRestore)
+	s.routeSharing(g)
 }
 
 func newTokenCache() *lru.Cache[string, verifiedToken] {

@@ -44,7 +44,41 @@ func (a *Announcer) Announce(ctx context.Context, ev dsync.Event) {
 		out := outbound{Type: "event", Channel: kindUser, Event: string(ev.Name),
 			Layout: ev.Layout, Widget: ev.Widget, Dashboard: ev.Dashboard}
 		h.publishRaw(ctx, userChannel(ev.Owner), 0, encode(out))
+	case dsync.AccessChanged:
+		h.publishRaw(ctx, userChannel(ev.User), 0, sharedFrame(ev.Layout, ev.Role))
+		h.notify(ctx, accessNotice{Kind: noticeUser, Layout: ev.Layout.ID, User: ev.User})
+	case dsync.LinkRevoked:
+		h.notify(ctx, accessNotice{Kind: noticeLink, Layout: ev.LayoutID, Link: ev.LinkID})
+	case dsync.LayoutDeleted:
+		for _, u := range ev.Members {
+			h.publishRaw(ctx, userChannel(u), 0, sharedFrame(ev.Layout, ""))
+		}
+		h.notify(ctx, accessNotice{Kind: noticeDeleted, Layout: ev.Layout.ID, Members: ev.Members})
 	}
+}
+
+// sharedFrame is the user event telling a user they gained or changed a role on a
+// layout (layout.shared, with its summary and the role) or lost it (layout.unshared,
+// with its id).
+func sharedFrame(l dsync.LayoutSummary, role dsync.Role) []byte {
+	if role == "" {
+		return encode(struct {
+			Type    string `json:"type"`
+			Channel string `json:"channel"`
+			Event   string `json:"event"`
+			Layout  struct {
+				ID string `json:"id"`
+			} `json:"layout"`
+		}{Type: "event", Channel: kindUser, Event: "layout.unshared", Layout: struct {
+			ID string `json:"id"`
+		}{l.ID}})
+	}
+	return encode(outbound{Type: "event", Channel: kindUser, Event: "layout.shared", Layout: &l, Role: string(role)})
+}
+
+// notify publishes an access notice to every instance (this one included).
+func (h *Hub) notify(ctx context.Context, n accessNotice) {
+	h.publishRaw(ctx, accessChannel, 0, encode(n))
 }
 
 // AnnounceData implements widgetdata.Announcer.

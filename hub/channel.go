@@ -37,6 +37,8 @@ type channel struct {
 type sub struct {
 	// cursor is the last layout version this subscriber has (snapshot or op).
 	cursor int64
+	// role is the subscriber's role on the layout or widget, as last read (SPEC §10).
+	role dsync.Role
 }
 
 // acquire returns the live channel named name, creating it, with its lock held.
@@ -68,7 +70,7 @@ func (ch *channel) ensureReady(ctx context.Context) error {
 		return dsync.Unavailable(err)
 	}
 	if ch.kind == kindLayout {
-		l, err := ch.h.svc.Layout(ctx, ch.owner, ch.id)
+		l, err := ch.h.svc.Head(ctx, ch.id)
 		if err != nil {
 			_ = ch.h.cfg.Broker.Unsubscribe(context.WithoutCancel(ctx), ch.name)
 			return err
@@ -146,20 +148,30 @@ func (ch *channel) deliver(version int64, frame []byte) {
 	}
 }
 
-// catchUp delivers every committed version this channel has not delivered yet.
+// catchUp delivers every committed version this channel has not delivered yet. A
+// layout found deleted (its notice was lost) ends every subscription to it.
 func (ch *channel) catchUp() {
 	ch.mu.Lock()
-	defer ch.mu.Unlock()
 	if ch.dead || !ch.ready {
+		ch.mu.Unlock()
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	l, err := ch.h.svc.Layout(ctx, ch.owner, ch.id)
-	if err != nil {
+	l, err := ch.h.svc.Head(ctx, ch.id)
+	if dsync.ErrorCode(err) == dsync.CodeNotFound {
+		subs := make([]*conn, 0, len(ch.subs))
+		for c := range ch.subs {
+			subs = append(subs, c)
+		}
+		ch.mu.Unlock()
+		for _, c := range subs {
+			c.drop(ch.name, "deleted")
+		}
 		return
 	}
-	if l.Version > ch.last {
+	defer ch.mu.Unlock()
+	if err == nil && l.Version > ch.last {
 		ch.fillLocked(l.Version)
 	}
 }
@@ -183,7 +195,7 @@ func (ch *channel) fillLocked(upTo int64) bool {
 		}
 		return true
 	}
-	l, err := ch.h.svc.Layout(ctx, ch.owner, ch.id)
+	l, err := ch.h.svc.Head(ctx, ch.id)
 	if err != nil {
 		ch.h.log.Warn("reset snapshot failed", "channel", ch.name, "err", err)
 		return false

@@ -10,11 +10,18 @@ import (
 // Domain is what the hub asks of the domain: the calls its messages make (a
 // *dsync.Service). Errors are *dsync.Error values with the codes each call documents.
 type Domain interface {
-	// Layout returns owner's layout id at its head (not_found for another owner's).
-	Layout(ctx context.Context, owner, id string) (dsync.Layout, error)
-	// Widget returns owner's widget id (not_found for another owner's).
-	Widget(ctx context.Context, owner, id string) (dsync.Widget, error)
-	// EditLayout runs an `edit` through the edit pipeline.
+	// LayoutWithRole returns layout id at its head with who's role on it (a user, or
+	// "link:<id>"): not_found without access (SPEC §10).
+	LayoutWithRole(ctx context.Context, who, id string) (dsync.Layout, dsync.Role, error)
+	// Head returns layout id at its head, whoever asks: a channel's own reads, for
+	// subscribers whose access was checked when they subscribed.
+	Head(ctx context.Context, id string) (dsync.Layout, error)
+	// WidgetWithRole returns widget id with who's role on it: owner for their own,
+	// else the best role over the layouts shared with who that place it.
+	WidgetWithRole(ctx context.Context, who, id string) (dsync.Widget, dsync.Role, error)
+	// WidgetFor returns widget id if who may do a with it (not_found, forbidden).
+	WidgetFor(ctx context.Context, who, id string, a dsync.Action) (dsync.Widget, error)
+	// EditLayout runs an `edit` through the edit pipeline, which checks who may.
 	EditLayout(ctx context.Context, owner, id string, e dsync.Edit) (dsync.Layout, dsync.Result, error)
 	// ChangesSince returns the versions after..upTo of a layout, for gap fill and
 	// resume, and whether they are all there within maxBytes of ops.

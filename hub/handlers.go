@@ -30,17 +30,22 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 	}
 	switch kind {
 	case kindLayout:
-		// Ownership first, so another user's layout never creates channel state.
-		if _, err := c.h.svc.Layout(ctx, c.uid, id); err != nil {
-			return err
-		}
-		return c.subscribeLayout(ctx, m, id)
-	case kindWidget:
-		w, err := c.h.svc.Widget(ctx, c.uid, id)
+		// Access first, so a layout one may not read never creates channel state.
+		_, role, err := c.h.svc.LayoutWithRole(ctx, c.uid, id)
 		if err != nil {
 			return err
 		}
-		if err := c.join(ctx, m.Channel, m.Channel, kindWidget, id); err != nil {
+		return c.subscribeLayout(ctx, m, id, role)
+	case kindWidget:
+		w, role, err := c.h.svc.WidgetWithRole(ctx, c.uid, id)
+		if err != nil {
+			return err
+		}
+		if err := dsync.Allow(role, dsync.IsLink(c.uid), dsync.ActReadData, "widget", id); err != nil {
+			return err
+		}
+		// The channel is the widget owner's, whoever subscribes first.
+		if err := c.join(ctx, m.Channel, m.Channel, kindWidget, id, w.Owner, role); err != nil {
 			return err
 		}
 		data := json.RawMessage("null")
@@ -53,7 +58,10 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Data: &data})
 		return nil
 	default:
-		if err := c.join(ctx, m.Channel, userChannel(c.uid), kindUser, c.uid); err != nil {
+		if dsync.IsLink(c.uid) {
+			return dsync.Errorf(dsync.CodeForbidden, "a link has no user channel")
+		}
+		if err := c.join(ctx, m.Channel, userChannel(c.uid), kindUser, c.uid, c.uid, ""); err != nil {
 			return err
 		}
 		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel})
@@ -61,15 +69,16 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 	}
 }
 
-// join subscribes the connection to the broker channel name (of kind, for id), which
-// the client calls as: widget and user channels, whose subscribers start with nothing.
-func (c *conn) join(ctx context.Context, as, name, kind, id string) error {
-	ch := c.h.acquire(name, kind, id, c.uid)
+// join subscribes the connection, with role, to the broker channel name (of kind, for
+// id of owner), which the client calls as: widget and user channels, whose
+// subscribers start with nothing.
+func (c *conn) join(ctx context.Context, as, name, kind, id, owner string, role dsync.Role) error {
+	ch := c.h.acquire(name, kind, id, owner)
 	if err := ch.ensureReady(ctx); err != nil {
 		ch.releaseLocked()
 		return err
 	}
-	ch.subs[c] = &sub{}
+	ch.subs[c] = &sub{role: role}
 	ch.mu.Unlock()
 	c.track(as, ch)
 	return nil
@@ -78,7 +87,7 @@ func (c *conn) join(ctx context.Context, as, name, kind, id string) error {
 // subscribeLayout joins the layout's channel and answers with a snapshot, or with the
 // versions after since (or a reset snapshot when the log no longer has them). The
 // reply is queued under the channel's lock, so no version after it can overtake it.
-func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err error) {
+func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string, role dsync.Role) (err error) {
 	me := PresenceEntry{User: c.uid, Client: c.id}
 	// Presence is best effort: a hung Redis must not hold the subscribe (nor the
 	// edits queued behind it on this connection) for more than presenceTimeout.
@@ -95,17 +104,17 @@ func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err e
 		}
 	}()
 	presence := c.h.presenceList(pctx, id)
-	ch := c.h.acquire(m.Channel, kindLayout, id, c.uid)
+	ch := c.h.acquire(m.Channel, kindLayout, id, "")
 	if err := ch.ensureReady(ctx); err != nil {
 		ch.releaseLocked()
 		return err
 	}
-	l, err := c.h.svc.Layout(ctx, c.uid, id)
+	l, err := c.h.svc.Head(ctx, id)
 	if err != nil {
 		ch.releaseLocked()
 		return err
 	}
-	out := outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Version: i64(l.Version)}
+	out := outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Version: i64(l.Version), Role: string(role)}
 	switch {
 	case m.Since == nil:
 		out.Snapshot = &l
@@ -132,7 +141,7 @@ func (c *conn) subscribeLayout(ctx context.Context, m inbound, id string) (err e
 	}
 	// A version newer than what the channel delivered may already be in the store:
 	// the subscriber has it from this reply, and its cursor skips it when it arrives.
-	ch.subs[c] = &sub{cursor: l.Version}
+	ch.subs[c] = &sub{cursor: l.Version, role: role}
 	out.Presence = presence
 	c.reply(out)
 	ch.mu.Unlock()
@@ -238,7 +247,7 @@ func (c *conn) refresh(ctx context.Context, m inbound) error {
 	if kind != kindWidget {
 		return dsync.Invalid("channel", "widget", "", "refresh takes a widget channel")
 	}
-	w, err := c.h.svc.Widget(ctx, c.uid, id)
+	w, err := c.widgetFor(ctx, m.Channel, id, dsync.ActRefresh)
 	if err != nil {
 		return err
 	}
@@ -259,6 +268,24 @@ func (c *conn) refresh(ctx context.Context, m inbound) error {
 	c.reply(outbound{ID: m.ID, Type: "refreshed", Channel: m.Channel})
 	c.reply(outbound{Type: "data", Channel: m.Channel, Data: &data})
 	return nil
+}
+
+// widgetFor returns widget id if the connection may do a with it. Subscribed to
+// name, the role it was granted then answers (kept current by access notices), and
+// the widget is read as its owner's (a cached read); otherwise the domain decides.
+func (c *conn) widgetFor(ctx context.Context, name, id string, a dsync.Action) (dsync.Widget, error) {
+	c.mu.Lock()
+	ch := c.subs[name]
+	c.mu.Unlock()
+	if ch != nil {
+		if role := ch.roleOf(c); role != "" {
+			if err := dsync.Allow(role, dsync.IsLink(c.uid), a, "widget", id); err != nil {
+				return dsync.Widget{}, err
+			}
+			return c.h.svc.WidgetFor(ctx, ch.owner, id, dsync.ActReadData)
+		}
+	}
+	return c.h.svc.WidgetFor(ctx, c.uid, id, a)
 }
 
 func (c *conn) auth(m inbound) error {

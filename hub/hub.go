@@ -110,9 +110,11 @@ type Hub struct {
 	edits    sync.WaitGroup // in-flight edits, waited for at shutdown
 	connsWG  sync.WaitGroup
 
+	access   *accessWork
+
 	stop     chan struct{}
 	stopOnce sync.Once
-	sweeper  sync.WaitGroup
+	workers  sync.WaitGroup // the sweeper and the access worker
 }
 
 var _ Handler = (*Hub)(nil)
@@ -173,15 +175,20 @@ func New(ctx context.Context, cfg Config) (*Hub, error) {
 		return nil, err
 	}
 	h := &Hub{cfg: cfg, svc: cfg.Domain, log: cfg.Logger, m: m, slots: sm,
-		conns: map[*conn]struct{}{}, channels: map[string]*channel{}, stop: make(chan struct{})}
+		conns: map[*conn]struct{}{}, channels: map[string]*channel{}, access: newAccessWork(), stop: make(chan struct{})}
 	if err := cfg.Broker.Start(ctx, h); err != nil {
 		return nil, fmt.Errorf("start broker: %w", err)
+	}
+	if err := cfg.Broker.Subscribe(ctx, accessChannel); err != nil {
+		_ = cfg.Broker.Close()
+		return nil, fmt.Errorf("subscribe to access notices: %w", err)
 	}
 	if !cfg.Announcer.hub.CompareAndSwap(nil, h) {
 		return nil, errors.New("hub: the Announcer belongs to another hub")
 	}
-	h.sweeper.Add(1)
+	h.workers.Add(2)
 	go h.sweep()
+	go h.runAccess()
 	return h, nil
 }
 
@@ -215,6 +222,10 @@ func (h *Hub) HandleMessage(name string, payload []byte) {
 	if err != nil {
 		return
 	}
+	if name == accessChannel {
+		h.handleAccess(frame)
+		return
+	}
 	h.mu.Lock()
 	ch := h.channels[name]
 	h.mu.Unlock()
@@ -230,6 +241,8 @@ func (h *Hub) HandleLoss() {
 	for _, ch := range h.layoutChannels() {
 		ch.catchUp()
 	}
+	// An access notice may have been lost too.
+	h.recheckAll()
 }
 
 func (h *Hub) layoutChannels() []*channel {
@@ -248,7 +261,7 @@ func (h *Hub) layoutChannels() []*channel {
 // no later version to reveal the gap, and renews this instance's presence entries and
 // connection slots.
 func (h *Hub) sweep() {
-	defer h.sweeper.Done()
+	defer h.workers.Done()
 	t := time.NewTicker(h.cfg.SweepInterval)
 	defer t.Stop()
 	p := time.NewTicker(h.cfg.PresenceRefresh)
@@ -363,7 +376,7 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 	h.closing = true
 	h.mu.Unlock()
 	h.stopOnce.Do(func() { close(h.stop) })
-	h.sweeper.Wait()
+	h.workers.Wait()
 
 	edits := make(chan struct{})
 	go func() { h.edits.Wait(); close(edits) }()

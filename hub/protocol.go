@@ -102,6 +102,10 @@ type outbound struct {
 	Widget    *dsync.Widget        `json:"widget,omitempty"`
 	Dashboard *dsync.Dashboard     `json:"dashboard,omitempty"`
 	Counts    *presenceCounts      `json:"counts,omitempty"`
+	// Role is the subscriber's role on a layout (`subscribed`, `access`, user events).
+	Role string `json:"role,omitempty"`
+	// Reason says why the server ended a subscription (`unsubscribed`).
+	Reason string `json:"reason,omitempty"`
 }
 
 // versionOps is one committed version in a resume reply.

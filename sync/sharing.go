@@ -67,9 +67,9 @@ func Permits(role Role, link bool, a Action) bool {
 	return ok && role.rank() >= p.need.rank() && (p.link || !link)
 }
 
-// allow answers an actor's request for a on an object of kind with id: nil when
+// Allow answers an actor's request for a on an object of kind with id: nil when
 // role permits it, not_found without any role, forbidden with one that does not.
-func allow(role Role, link bool, a Action, kind, id string) error {
+func Allow(role Role, link bool, a Action, kind, id string) error {
 	switch {
 	case role.rank() == 0:
 		return Errorf(CodeNotFound, "%s %s not found", kind, id)
@@ -118,7 +118,7 @@ func (s *Service) open(ctx context.Context, r Reader, who, id string, a Action) 
 		if err != nil {
 			return Layout{}, "", err
 		}
-		return l, role, allow(role, false, a, "layout", id)
+		return l, role, Allow(role, false, a, "layout", id)
 	}
 	lk, err := s.liveLink(ctx, r, strings.TrimPrefix(who, LinkUserPrefix))
 	if err != nil || lk.LayoutID != id {
@@ -128,7 +128,7 @@ func (s *Service) open(ctx context.Context, r Reader, who, id string, a Action) 
 	if err != nil {
 		return Layout{}, "", err
 	}
-	return l, lk.Role, allow(lk.Role, true, a, "layout", id)
+	return l, lk.Role, Allow(lk.Role, true, a, "layout", id)
 }
 
 // liveLink returns link id unless it is revoked or expired (not_found then).
@@ -152,6 +152,13 @@ func (s *Service) RoleOf(ctx context.Context, who, id string) (Role, error) {
 // LayoutWithRole is Layout with who's role on it.
 func (s *Service) LayoutWithRole(ctx context.Context, who, id string) (Layout, Role, error) {
 	return s.open(ctx, s.store, who, id, ActRead)
+}
+
+// Head returns layout id as stored, for whoever asks: the reads of a channel that
+// fans the layout out to subscribers whose access was checked when they subscribed.
+func (s *Service) Head(ctx context.Context, id string) (Layout, error) {
+	l, _, err := s.store.LayoutAs(ctx, id, "")
+	return l, err
 }
 
 // LinkUser checks a link token against the store and returns the actor it stands for
@@ -184,7 +191,7 @@ const (
 	DefaultLinkTTL     = 30 * 24 * time.Hour
 	MaxLinkTTLSeconds  = int64(MaxLinkTTL / time.Second)
 	MinLinkTTLSeconds  = int64(MinLinkTTL / time.Second)
-	defaultTTLSeconds  = int64(DefaultLinkTTL / time.Second)
+	DefaultLinkSeconds = int64(DefaultLinkTTL / time.Second)
 	maxAccessPatchKeys = 2 * MaxMembers
 )
 
@@ -312,14 +319,11 @@ type NewLink struct {
 	Token string `json:"token"`
 }
 
-// CreateLink makes a read-only link to layout id, valid for ttlSeconds (0: the
-// default, 30 days).
+// CreateLink makes a read-only link to layout id, valid for ttlSeconds
+// (DefaultLinkSeconds, 30 days, when the client names none).
 func (s *Service) CreateLink(ctx context.Context, who, id string, role Role, ttlSeconds int64) (NewLink, error) {
 	if role != RoleViewer {
 		return NewLink{}, Invalid("role", "oneof", "viewer", "a link's role is viewer")
-	}
-	if ttlSeconds == 0 {
-		ttlSeconds = defaultTTLSeconds
 	}
 	if ttlSeconds < MinLinkTTLSeconds || ttlSeconds > MaxLinkTTLSeconds {
 		return NewLink{}, Invalid("ttlSeconds", "range", fmt.Sprintf("%d-%d", MinLinkTTLSeconds, MaxLinkTTLSeconds),

@@ -133,17 +133,31 @@ func (s *Service) Widget(ctx context.Context, who, id string) (Widget, error) {
 // role over those layouts permits a (SPEC §10). Without any such layout the widget is
 // not_found; with a role that does not permit a, forbidden.
 func (s *Service) WidgetFor(ctx context.Context, who, id string, a Action) (Widget, error) {
+	w, role, err := s.WidgetWithRole(ctx, who, id)
+	if err != nil {
+		return Widget{}, err
+	}
+	if err := Allow(role, IsLink(who), a, "widget", id); err != nil {
+		return Widget{}, err
+	}
+	return w, nil
+}
+
+// WidgetWithRole returns widget id with who's role on it: RoleOwner for who's own
+// widget, else the best role over the layouts shared with who (or the link's layout)
+// that place it; not_found without any.
+func (s *Service) WidgetWithRole(ctx context.Context, who, id string) (Widget, Role, error) {
 	if !IsLink(who) {
 		w, err := s.ownWidget(ctx, who, id)
 		if ErrorCode(err) != CodeNotFound {
-			return w, err
+			return w, RoleOwner, err
 		}
 	}
 	reach, err := s.reach(ctx, who)
 	if err != nil {
-		return Widget{}, err
+		return Widget{}, "", err
 	}
-	return s.reached(ctx, who, reach, id, a)
+	return s.reachedRole(ctx, reach, id)
 }
 
 // WidgetResult is one widget of WidgetsFor: the widget, or why who may not have it.
@@ -211,6 +225,19 @@ func (s *Service) reach(ctx context.Context, who string) ([]SharedLayout, error)
 // reached returns widget id if one of the layouts of reach places it with a role (the
 // best of them) that permits a.
 func (s *Service) reached(ctx context.Context, who string, reach []SharedLayout, id string, a Action) (Widget, error) {
+	w, role, err := s.reachedRole(ctx, reach, id)
+	if err != nil {
+		return Widget{}, err
+	}
+	if err := Allow(role, IsLink(who), a, "widget", id); err != nil {
+		return Widget{}, err
+	}
+	return w, nil
+}
+
+// reachedRole returns widget id with the best role of the layouts of reach that
+// place it; not_found when none does.
+func (s *Service) reachedRole(ctx context.Context, reach []SharedLayout, id string) (Widget, Role, error) {
 	var (
 		best  Role
 		owner string
@@ -220,10 +247,11 @@ func (s *Service) reached(ctx context.Context, who string, reach []SharedLayout,
 			best, owner = c.Role, c.Layout.Owner
 		}
 	}
-	if err := allow(best, IsLink(who), a, "widget", id); err != nil {
-		return Widget{}, err
+	if best == "" {
+		return Widget{}, "", Errorf(CodeNotFound, "widget %s not found", id)
 	}
-	return s.ownWidget(ctx, owner, id)
+	w, err := s.ownWidget(ctx, owner, id)
+	return w, best, err
 }
 
 // ownWidget returns one of owner's widgets.
