@@ -110,7 +110,7 @@ type Hub struct {
 	edits    sync.WaitGroup // in-flight edits, waited for at shutdown
 	connsWG  sync.WaitGroup
 
-	access   *accessWork
+	access *accessWork
 
 	stop     chan struct{}
 	stopOnce sync.Once
