@@ -177,9 +177,15 @@ func Token(t testing.TB, user string) string {
 // Dial opens a WebSocket for user, closed at cleanup.
 func (s *Server) Dial(t testing.TB, user string, onMsg func(wsclient.Msg)) *wsclient.Client {
 	t.Helper()
+	return s.DialToken(t, Token(t, user), onMsg)
+}
+
+// DialToken opens a WebSocket with a bearer token (a link's, say), closed at cleanup.
+func (s *Server) DialToken(t testing.TB, token string, onMsg func(wsclient.Msg)) *wsclient.Client {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, _, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: Token(t, user), OnMessage: onMsg})
+	c, _, err := wsclient.Dial(ctx, s.WSURL, wsclient.Options{Token: token, OnMessage: onMsg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +220,12 @@ func RedisWithCheck(t testing.TB, url, prefix string) (hub.Broker, hub.Presence,
 // and the body.
 func (s *Server) REST(t testing.TB, user, method, path string, body any) (int, []byte) {
 	t.Helper()
+	return s.RESTToken(t, Token(t, user), method, path, body)
+}
+
+// RESTToken is REST with a bearer token (a link's, say).
+func (s *Server) RESTToken(t testing.TB, token, method, path string, body any) (int, []byte) {
+	t.Helper()
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
@@ -228,7 +240,7 @@ func (s *Server) REST(t testing.TB, user, method, path string, body any) (int, [
 	if err != nil {
 		t.Fatal(err)
 	}
-	rq.Header.Set("Authorization", "Bearer "+Token(t, user))
+	rq.Header.Set("Authorization", "Bearer "+token)
 	rq.Header.Set("Content-Type", "application/json")
 	res, err := s.HTTP.Client().Do(rq)
 	if err != nil {
