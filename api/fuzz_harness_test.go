@@ -293,6 +293,11 @@ type fzRun struct {
 	ws        *fzConn
 	pending   chan *fzResult // answers of background requests
 	bg        int            // background requests not judged yet
+	// sharedWith lists, per actor (a user id, or a link's "link:<id>"), the layouts
+	// an access or link answer gave it (SPEC §10): it may see them and the widgets
+	// they place. link is the last link made ("auth=link" sends its token).
+	sharedWith map[string][]string
+	link       struct{ token, user, id string }
 }
 
 // newRun creates the users and their fixtures through the service. fail reports a
@@ -301,7 +306,7 @@ func (s *fzServer) newRun(t testing.TB, entropy []byte, fail func(string, ...any
 	t.Helper()
 	n := s.users.Add(1)
 	r := &fzRun{s: s, t: t, fail: fail, ids: map[string]string{}, owner: map[string]string{},
-		mentioned: map[string]bool{}, pending: make(chan *fzResult, fzMaxRepeat), edit: uuid.NewString(), ent: &fzBytes{b: entropy}}
+		mentioned: map[string]bool{}, sharedWith: map[string][]string{}, pending: make(chan *fzResult, fzMaxRepeat), edit: uuid.NewString(), ent: &fzBytes{b: entropy}}
 	r.a = s.user(t, fmt.Sprintf("fz%d-a", n))
 	r.b = s.user(t, fmt.Sprintf("fz%d-b", n))
 	ctx := context.Background()
@@ -604,6 +609,8 @@ func (r *fzRun) placeholder(name string) (string, bool) {
 		return "1", true
 	case "STUB":
 		return r.s.stub.URL, true
+	case "LINK":
+		return cmp.Or(r.link.id, "none"), true
 	case "UUID":
 		return uuid.NewString(), true
 	case "EDIT":
@@ -733,8 +740,56 @@ func (r *fzRun) tokenUser(auth string) string {
 		return r.a.id
 	case "b", "query-b":
 		return r.b.id
+	case "link":
+		return r.link.user
 	}
 	return ""
+}
+
+// reaches reports whether user may see id of another user through a layout shared
+// with it: the layout itself, or a widget it places now.
+func (r *fzRun) reaches(user, id string) bool {
+	for _, lid := range r.sharedWith[user] {
+		if lid == id {
+			return true
+		}
+		if l, err := r.s.store.Layout(context.Background(), r.owner[lid], lid); err == nil {
+			if _, ok := l.Items[id]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// noteSharing records what a sharing answer gave: the users an access list names,
+// the actor of a new link.
+func (r *fzRun) noteSharing(method, tmpl, path string, status int, body []byte) {
+	segs := strings.Split(path, "/")
+	if len(segs) < 5 {
+		return
+	}
+	lid := segs[4]
+	switch {
+	case method == http.MethodPut && tmpl == "/api/dashboard/layouts/:id/access" && status == http.StatusOK:
+		var a struct {
+			Users map[string]string `json:"users"`
+		}
+		if json.Unmarshal(body, &a) == nil {
+			for u := range a.Users {
+				r.sharedWith[u] = append(r.sharedWith[u], lid)
+			}
+		}
+	case method == http.MethodPost && tmpl == "/api/dashboard/layouts/:id/links" && status == http.StatusCreated:
+		var l struct {
+			ID    string `json:"id"`
+			Token string `json:"token"`
+		}
+		if json.Unmarshal(body, &l) == nil && l.Token != "" {
+			r.link.token, r.link.user, r.link.id = l.Token, dsync.LinkUserPrefix+l.ID, l.ID
+			r.sharedWith[r.link.user] = append(r.sharedWith[r.link.user], lid)
+		}
+	}
 }
 
 // fzResult is a REST answer as the harness recorded it.
@@ -799,6 +854,8 @@ func (r *fzRun) send(q fzRequest) *fzResult {
 		req.Header.Set("Authorization", "Bearer "+r.a.expired)
 	case "garbage":
 		req.Header.Set("Authorization", "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
+	case "link":
+		req.Header.Set("Authorization", "Bearer "+cmp.Or(r.link.token, "dsl_none_none"))
 	case "empty":
 		req.Header.Set("Authorization", "Bearer ")
 	case "basic":
@@ -978,17 +1035,18 @@ func (r *fzRun) checkAnswer(q fzRequest, req *http.Request, status int, h http.H
 	}
 	if user != "" {
 		for _, seg := range strings.Split(path, "/") {
-			if o, ok := r.owner[seg]; ok && o != user {
+			if o, ok := r.owner[seg]; ok && o != user && !r.reaches(user, seg) {
 				r.fail("%s: status %d for another user's object %s, want not_found", what, status, seg)
 			}
 		}
 		for id, o := range r.owner {
-			if o != user && bytes.Contains(body, []byte(id)) && !r.mentioned[user+" "+id] {
+			if o != user && bytes.Contains(body, []byte(id)) && !r.mentioned[user+" "+id] && !r.reaches(user, id) {
 				r.fail("%s: the answer carries %s, an object of another user: %s", what, id, fzShort(string(body)))
 			}
 		}
 	}
 	tmpl := fzTemplateOf(path)
+	r.noteSharing(q.method, tmpl, path, status, body)
 	switch {
 	case q.method == http.MethodPatch && tmpl == "/api/dashboard/layouts/:id":
 		var p struct {
@@ -1039,7 +1097,7 @@ func (r *fzRun) checkAnswer(q fzRequest, req *http.Request, status int, h http.H
 					r.fail("%s: batch result %s: %s", what, id, msg)
 				}
 			}
-			if o, ok := r.owner[id]; ok && o != user && res.Status != http.StatusNotFound {
+			if o, ok := r.owner[id]; ok && o != user && res.Status != http.StatusNotFound && !r.reaches(user, id) {
 				r.fail("%s: batch result for another user's widget %s has status %d, want 404", what, id, res.Status)
 			}
 		}
@@ -1061,7 +1119,7 @@ func (r *fzRun) checkAnswer(q fzRequest, req *http.Request, status int, h http.H
 					r.fail("%s: bulk result %s: %s", what, res.ID, msg)
 				}
 			}
-			if o, ok := r.owner[res.ID]; ok && o != user && res.Status < 400 {
+			if o, ok := r.owner[res.ID]; ok && o != user && res.Status < 400 && !r.reaches(user, res.ID) {
 				r.fail("%s: bulk result for another user's layout %s has status %d", what, res.ID, res.Status)
 			}
 		}

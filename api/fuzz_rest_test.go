@@ -5,7 +5,7 @@ import "testing"
 // FuzzREST drives the real router in-process (ServeHTTP on a recorder) with scripts of
 // requests: every route template, methods, ids (the user's own, another user's, random,
 // NUL and invalid UTF-8, huge version numbers), query strings, tokens (user A, user B,
-// expired, garbage, none), Content-Type and If-Match/If-None-Match headers, and bodies
+// a link made in the run, expired, garbage, none), Content-Type and If-Match/If-None-Match headers, and bodies
 // (as written in the script, or structured JSON generated from the entropy: layouts,
 // widgets with sources, edits with ops, huge numbers, fractions, exponents, NUL escapes,
 // invalid UTF-8, deep nesting, raw bytes). Every answer must pass checkAnswer (no 500,
