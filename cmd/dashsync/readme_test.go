@@ -15,8 +15,10 @@ import (
 // against a real `serve --dev`, and checks the answers it documents: the first edit
 // commits version 2, the concurrent one on another field is rebased as version 3, the
 // overlapping one is a 409 version_conflict, history pages, restore commits version 4
-// with restoredFrom. Only the server's address and the token are the test's own: the
-// README's first two blocks (make run, and getting a token) are what the test does.
+// with restoredFrom, alice shares it with bob, whose edit commits version 5 authored
+// by him, and a link reads it and may not edit it (403). Only the server's address and
+// the tokens are the test's own: the README's first two blocks (make run, and getting
+// the tokens) are what the test does.
 func TestREADMEWalkthrough(t *testing.T) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -37,7 +39,7 @@ func TestREADMEWalkthrough(t *testing.T) {
 	if len(blocks) < 3 {
 		t.Fatalf("found %d shell blocks in the walkthrough, want the server, token and the edits", len(blocks))
 	}
-	if !strings.Contains(blocks[0][1], "make run") || !strings.Contains(blocks[1][1], "TOKEN=") {
+	if !strings.Contains(blocks[0][1], "make run") || !strings.Contains(blocks[1][1], "TOKEN=") || !strings.Contains(blocks[1][1], "BOB=") {
 		t.Fatalf("the walkthrough no longer starts with make run and a token:\n%s\n%s", blocks[0][1], blocks[1][1])
 	}
 	var script strings.Builder
@@ -54,13 +56,15 @@ func TestREADMEWalkthrough(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script.String())
 	cmd.Dir = dir
-	// The README's `dashsync token --dev --user alice`, on this server's data dir.
-	var tok strings.Builder
-	if err := run(ctx, []string{"token", "--dev", "--data-dir", data, "--user", "alice"}, &tok, &strings.Builder{}, envOf()); err != nil {
-		t.Fatal(err)
+	// The README's `dashsync token --dev --user …`, on this server's data dir.
+	token := func(user string) string {
+		var tok strings.Builder
+		if err := run(ctx, []string{"token", "--dev", "--data-dir", data, "--user", user}, &tok, &strings.Builder{}, envOf()); err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(tok.String())
 	}
-	token := strings.TrimSpace(tok.String())
-	cmd.Env = append(os.Environ(), "TOKEN="+token, "B="+s.url+"/api/dashboard")
+	cmd.Env = append(os.Environ(), "TOKEN="+token("alice"), "BOB="+token("bob"), "B="+s.url+"/api/dashboard")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("the walkthrough failed: %v\n%s", err, out)
@@ -73,6 +77,9 @@ func TestREADMEWalkthrough(t *testing.T) {
 		`"code":"version_conflict"`, `"reason":"overlap"`, "\n409", // the overlapping edit
 		`"next":2`,                        // history, newest first
 		`"version":4`, `"restoredFrom":1`, // restore
+		`"users":{"bob":"editor"}`, `"version":1`, // shared with bob
+		`"name":"Team board"`, `"version":5`, `"author":"bob"`, // bob's edit
+		`"name":"Team board"`, `"code":"forbidden"`, "\n403", // the link reads, may not edit
 	} {
 		i := strings.Index(got, want)
 		if i < 0 {
