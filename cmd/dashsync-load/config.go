@@ -52,6 +52,9 @@ type config struct {
 	Seed        uint64
 	Dialers     int // connections dialled at once
 	Progress    time.Duration
+	// Shared: every layout is shared with a member (an editor), and its connections
+	// are the member's, not the owner's (SPEC §10).
+	Shared bool
 }
 
 // target is one server: its REST base URL and its WebSocket URL.
@@ -116,6 +119,7 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (c
 	seed := fs.Uint64("seed", 1, "seed of the editors' choices of path and value")
 	dialers := fs.Int("dialers", 32, "connections dialled at once, 1–1000")
 	progress := fs.Duration("progress", time.Second, "interval of the progress line on stderr (0: none)")
+	shared := fs.Bool("shared", false, "share every layout with a member as editor (user <prefix>m<n>) and connect as the member, not the owner")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return config{}, err
@@ -132,7 +136,7 @@ func parseConfig(args []string, stderr io.Writer, getenv func(string) string) (c
 		Secret: []byte(*secret), Conns: *conns, Layouts: *layouts, Users: *users, Editors: *editors,
 		Rate: *rate, Overlap: *overlap, Pace: *pace, Duration: *duration, Warmup: *warmup, Drain: *drain,
 		MaxEdits: *maxEdits, PID: *pid, JSON: *jsonOut, AllowRemote: *allowRemote,
-		UserPrefix: *prefix, Seed: *seed, Dialers: *dialers, Progress: *progress,
+		UserPrefix: *prefix, Seed: *seed, Dialers: *dialers, Progress: *progress, Shared: *shared,
 	}
 	if len(c.Secret) == 0 {
 		c.Secret = []byte(getenv("DASHSYNC_JWT_SECRET"))

@@ -49,10 +49,12 @@ func TestRun_EverySubscriberGetsEveryCommittedVersionOnce(t *testing.T) {
 		conns, layouts, users, editors, rate  int
 		overlap                               string
 		wantConflictsPossible, wantServerInfo bool
+		shared                                bool
 	}{
 		{name: "one editor per layout", servers: 1, conns: 20, layouts: 2, users: 2, editors: 2, rate: 20, overlap: "0.5", wantServerInfo: true},
 		{name: "two editors per layout on overlapping paths", servers: 1, conns: 20, layouts: 2, users: 2, editors: 4, rate: 40, overlap: "0.8", wantConflictsPossible: true},
 		{name: "two instances", servers: 2, conns: 20, layouts: 2, users: 2, editors: 4, rate: 40, overlap: "0.5", wantConflictsPossible: true},
+		{name: "shared layouts, members connect and edit", servers: 1, conns: 20, layouts: 2, users: 2, editors: 4, rate: 40, overlap: "0.5", wantConflictsPossible: true, shared: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -67,6 +69,9 @@ func TestRun_EverySubscriberGetsEveryCommittedVersionOnce(t *testing.T) {
 				"--conns", strconv.Itoa(tc.conns), "--layouts", strconv.Itoa(tc.layouts), "--users", strconv.Itoa(tc.users),
 				"--editors", strconv.Itoa(tc.editors), "--rate", strconv.Itoa(tc.rate), "--overlap", tc.overlap,
 				"--duration", "2s", "--drain", "10s"}
+			if tc.shared {
+				args = append(args, "--shared")
+			}
 			if tc.wantServerInfo {
 				// The server runs in this process.
 				args = append(args, "--pid", strconv.Itoa(os.Getpid()))
@@ -131,6 +136,17 @@ func TestRun_EverySubscriberGetsEveryCommittedVersionOnce(t *testing.T) {
 				}
 			} else if rep.Server != nil {
 				t.Errorf("server = %+v without --pid; want null", rep.Server)
+			}
+			if tc.shared {
+				// The members made the edits: the owners' histories name them.
+				ls, err := first.Service.Layouts(context.Background(), "load-u0", false)
+				if err != nil || len(ls) == 0 {
+					t.Fatalf("layouts of load-u0 = %v, %v", ls, err)
+				}
+				cs, _, err := first.Service.History(context.Background(), "load-u0", ls[0].ID, 0, 1)
+				if err != nil || len(cs) != 1 || cs[0].Author != "load-m0" {
+					t.Errorf("newest change of load-u0's layout = %+v, %v; want one authored by the member load-m0", cs, err)
+				}
 			}
 			if !strings.Contains(stderr, "deliveries") || !strings.Contains(stderr, "ordering") {
 				t.Errorf("stderr lacks the progress line or the table:\n%s", stderr)

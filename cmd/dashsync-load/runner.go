@@ -228,7 +228,7 @@ func (r *runner) open(ctx context.Context, s *subscriber, t target) error {
 		began := time.Now()
 		var resp *http.Response
 		var err error
-		c, resp, err = wsclient.Dial(dctx, t.WS, wsclient.Options{Token: s.layout.Token, OnMessage: s.onMessage})
+		c, resp, err = wsclient.Dial(dctx, t.WS, wsclient.Options{Token: s.layout.ConnToken, OnMessage: s.onMessage})
 		cancel()
 		if err == nil {
 			s.dialTime = time.Since(began)

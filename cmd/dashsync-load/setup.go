@@ -28,15 +28,19 @@ const (
 // layoutPlan is one layout of the run: who owns it, its widgets, and which
 // connections subscribe to and edit it.
 type layoutPlan struct {
-	Index   int
-	User    string
-	Token   string
-	ID      string
-	Shared  string   // the widget every editor moves (overlapping edits)
-	Own     []string // one widget per editor of the layout (non-overlapping edits)
-	Initial int64    // version once created
-	Subs    int      // connections subscribed to it
-	Editors int      // of which edit
+	Index int
+	User  string
+	Token string
+	// Member is the editor the layout is shared with (--shared), and ConnToken the
+	// token its connections use: the member's, or the owner's without --shared.
+	Member    string
+	ConnToken string
+	ID        string
+	Shared    string   // the widget every editor moves (overlapping edits)
+	Own       []string // one widget per editor of the layout (non-overlapping edits)
+	Initial   int64    // version once created
+	Subs      int      // connections subscribed to it
+	Editors   int      // of which edit
 }
 
 // restClient speaks the REST API of the first URL.
@@ -129,23 +133,32 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// userName is the id of user u.
-func userName(c config, u int) string { return c.UserPrefix + "u" + strconv.Itoa(u) }
+// userName is the id of user u, and memberName that of the member u's layouts are
+// shared with (--shared).
+func userName(c config, u int) string   { return c.UserPrefix + "u" + strconv.Itoa(u) }
+func memberName(c config, u int) string { return c.UserPrefix + "m" + strconv.Itoa(u) }
 
 // plan assigns connections, editors and owners: connection i subscribes to layout
 // i mod L and the first E connections edit; layout l belongs to user l mod U.
 func plan(c config, ttl time.Duration) ([]*layoutPlan, error) {
 	tokens := make([]string, c.Users)
+	members := make([]string, c.Users)
 	for u := range tokens {
-		tok, err := api.MintToken(c.Secret, userName(c, u), ttl)
-		if err != nil {
+		var err error
+		if tokens[u], err = api.MintToken(c.Secret, userName(c, u), ttl); err != nil {
 			return nil, err
 		}
-		tokens[u] = tok
+		if members[u], err = api.MintToken(c.Secret, memberName(c, u), ttl); err != nil {
+			return nil, err
+		}
 	}
 	ls := make([]*layoutPlan, c.Layouts)
 	for l := range ls {
-		ls[l] = &layoutPlan{Index: l, User: userName(c, l%c.Users), Token: tokens[l%c.Users]}
+		u := l % c.Users
+		ls[l] = &layoutPlan{Index: l, User: userName(c, u), Token: tokens[u], ConnToken: tokens[u]}
+		if c.Shared {
+			ls[l].Member, ls[l].ConnToken = memberName(c, u), members[u]
+		}
 	}
 	for i := range c.Conns {
 		ls[i%c.Layouts].Subs++
@@ -228,6 +241,12 @@ func setUpLayout(ctx context.Context, rc *restClient, l *layoutPlan, runID strin
 		return errors.New("create layout: no id in the answer")
 	}
 	l.ID, l.Initial = out.ID, out.Version
+	if l.Member != "" {
+		body := map[string]any{"users": map[string]string{l.Member: "editor"}}
+		if err := rc.do(ctx, http.MethodPut, "/api/dashboard/layouts/"+l.ID+"/access", l.Token, body, nil); err != nil {
+			return fmt.Errorf("share with %s: %w", l.Member, err)
+		}
+	}
 	return nil
 }
 
