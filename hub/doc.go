@@ -13,6 +13,13 @@
 // later goes out, and its sweeper re-reads subscribed layouts for a loss that nothing
 // later reveals.
 //
+// Access (SPEC §10) is checked when a connection subscribes (Domain.LayoutWithRole,
+// WidgetWithRole) and kept with the subscription; the domain checks every edit in its
+// transaction. Access changes (dsync.AccessChanged, LinkRevoked, LayoutDeleted) go out
+// as notices on one broker channel every hub subscribes to, and each instance re-reads
+// the affected roles of its own connections: `access`, or `unsubscribed` with a reason,
+// and a revoked link's sockets closed with 4003 (access.go).
+//
 // It declares the seams it consumes: Domain and Data (what its messages ask of the
 // domain and of widget data), Broker, Presence (who is on each layout, across
 // instances) and ConnSlots (each user's connections, SPEC §12). Every implementation

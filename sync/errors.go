@@ -8,7 +8,8 @@ import (
 // Code is one of the closed set of error codes of the contract (SPEC §4).
 type Code string
 
-// The error codes. api maps each to an HTTP status and a WebSocket reply in one table.
+// The error codes. wire maps each to an HTTP status, a WebSocket reply and a close
+// code in one table.
 const (
 	CodeBadRequest      Code = "bad_request"
 	CodeValidation      Code = "validation_failed"
