@@ -23,7 +23,7 @@ type Domain interface {
 	Dashboard(ctx context.Context, owner string) (dsync.DashboardView, error)
 	UpdateDashboard(ctx context.Context, owner string, p dsync.DashboardPatch) (dsync.Dashboard, error)
 	Save(ctx context.Context, owner string, in dsync.SaveDashboard, e dsync.Edit) (dsync.DashboardView, dsync.Result, error)
-	Templates() []dsync.Template
+	TemplatesFor(user string) ([]dsync.Template, error)
 
 	Layouts(ctx context.Context, user string, shared bool) ([]dsync.LayoutSummary, error)
 	Layout(ctx context.Context, owner, id string) (dsync.Layout, error)

@@ -371,5 +371,10 @@ func (s *Server) handleLayoutRestore(c *gin.Context) {
 
 // handleTemplateList is GET /api/dashboard/templates.
 func (s *Server) handleTemplateList(c *gin.Context) {
-	c.JSON(http.StatusOK, gin.H{"templates": s.svc.Templates()})
+	ts, err := s.svc.TemplatesFor(userOf(c))
+	if err != nil {
+		s.writeError(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"templates": ts})
 }

@@ -289,6 +289,11 @@ func (c *conn) widgetFor(ctx context.Context, name, id string, a dsync.Action) (
 }
 
 func (c *conn) auth(m inbound) error {
+	// A link's connection lives as long as the link: it has no token to refresh, and
+	// may do nothing but read (SPEC §10).
+	if dsync.IsLink(c.uid) {
+		return dsync.Errorf(dsync.CodeForbidden, "a link may not send auth: its connection lasts until the link expires")
+	}
 	id, err := c.h.cfg.Verify(m.Token)
 	if err != nil {
 		return dsync.Errorf(dsync.CodeUnauthorized, "the token is not valid")

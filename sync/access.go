@@ -82,8 +82,10 @@ func parseLinkToken(tok string) (id string, hash []byte, ok bool) {
 	if !ok {
 		return "", nil, false
 	}
-	i := strings.LastIndexByte(rest, '_')
-	if i <= 0 {
+	// The secret is of fixed length and its alphabet has '_': the separator is the
+	// byte before it, not the last '_' of the token.
+	i := len(rest) - base64.RawURLEncoding.EncodedLen(linkSecretLen) - 1
+	if i <= 0 || rest[i] != '_' {
 		return "", nil, false
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(rest[i+1:])

@@ -145,6 +145,15 @@ func (d LayoutDoc) over(base Layout) Layout {
 	return out
 }
 
+// TemplatesFor lists the built-in templates for user: a link creates no layouts, so it
+// has none to choose from (forbidden).
+func (s *Service) TemplatesFor(user string) ([]Template, error) {
+	if err := users(user); err != nil {
+		return nil, err
+	}
+	return s.Templates(), nil
+}
+
 // NewLayout describes a layout to create.
 type NewLayout struct {
 	Doc      LayoutDoc
