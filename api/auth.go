@@ -100,7 +100,10 @@ func (s *Server) authenticate(c *gin.Context) {
 	if dsync.IsLinkToken(tok) {
 		// A link is checked against the store on every use (SPEC §10): a revoked
 		// or expired one fails at once on every instance.
-		user, exp, err = s.svc.LinkUser(c.Request.Context(), tok)
+		var a dsync.LinkActor
+		a, err = s.svc.LinkUser(c.Request.Context(), tok)
+		user, exp = a.Who, a.Expires
+		c.Set(ctxLinkLayout, a.LayoutID)
 	} else {
 		user, exp, err = s.verify(tok)
 	}

@@ -542,6 +542,7 @@ type authzEnv struct {
 	seq         atomic.Int64
 	otherLink   string // its token
 	otherLinkID string
+	otherLayout string // M, the layout of otherLink
 }
 
 func newAuthzEnv(t *testing.T, backend string) *authzEnv {
@@ -555,7 +556,7 @@ func newAuthzEnv(t *testing.T, backend string) *authzEnv {
 	e.must(t, "dave", "POST", "/api/dashboard/layouts", map[string]any{"name": "M"}, http.StatusCreated, &m)
 	var lk dsync.NewLink
 	e.must(t, "dave", "POST", "/api/dashboard/layouts/"+m.ID+"/links", map[string]any{}, http.StatusCreated, &lk)
-	e.otherLink, e.otherLinkID = lk.Token, lk.ID
+	e.otherLink, e.otherLinkID, e.otherLayout = lk.Token, lk.ID, m.ID
 	// A link made by hand the way the expired one is, but live: it works, so the
 	// expired one's refusal is its expiry's.
 	live := e.insertLink(t, m.ID, time.Now().Add(time.Hour))
@@ -599,7 +600,7 @@ func (e *authzEnv) widgetOf(t *testing.T, token string) string {
 }
 
 // insertLink writes a viewer link of layout straight to the store, expiring at exp,
-// and returns its token, made as the domain makes link tokens ("dsl_<id>_<secret>",
+// and returns its token, made as the domain makes link tokens ("dsl_<layout>_<id>_<secret>",
 // the store keeping the secret's SHA-256): the API would not make a link that is
 // already expired.
 func (e *authzEnv) insertLink(t *testing.T, layout string, exp time.Time) string {
@@ -614,7 +615,7 @@ func (e *authzEnv) insertLink(t *testing.T, layout string, exp time.Time) string
 	if err := e.srv.Store.InTx(ctx, func(tx dsync.Tx) error { return tx.CreateLink(ctx, lk) }); err != nil {
 		t.Fatal(err)
 	}
-	return "dsl_" + id + "_" + base64.RawURLEncoding.EncodeToString(secret)
+	return "dsl_" + layout + "_" + id + "_" + base64.RawURLEncoding.EncodeToString(secret)
 }
 
 // authzFixture is alice's layout L, shared with bob (editor) and carol (viewer), placing
@@ -925,11 +926,13 @@ func (f *authzFixture) checkAuthor(t *testing.T, a authzActor, _ []byte) {
 	}
 }
 
-// checkHelloUser: the hello names the user, or a link as "link:<id>".
+// checkHelloUser: the hello names the user, or a link as "link:<id>" with the layout
+// it may read (a user's hello names none).
 func (f *authzFixture) checkHelloUser(t *testing.T, a authzActor, body []byte) {
 	t.Helper()
 	var m struct {
-		User string `json:"user"`
+		User   string `json:"user"`
+		Layout string `json:"layout"`
 	}
 	if err := json.Unmarshal(body, &m); err != nil {
 		t.Fatal(err)
@@ -940,5 +943,8 @@ func (f *authzFixture) checkHelloUser(t *testing.T, a authzActor, body []byte) {
 	}
 	if m.User != want {
 		t.Errorf("hello as %q, want %q: %s", m.User, want, body)
+	}
+	if wantLayout := map[authzActor]string{asLink: f.L, asOtherLink: f.e.otherLayout}[a]; m.Layout != wantLayout {
+		t.Errorf("hello names layout %q, want %q: %s", m.Layout, wantLayout, body)
 	}
 }

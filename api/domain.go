@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"time"
 
 	"github.com/dashsync/dashsync/hub"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -42,7 +41,7 @@ type Domain interface {
 	UpdateAccess(ctx context.Context, who, id string, users map[string]*dsync.Role, version *int64) (dsync.AccessView, error)
 	CreateLink(ctx context.Context, who, id string, role dsync.Role, ttlSeconds int64) (dsync.NewLink, error)
 	RevokeLink(ctx context.Context, who, id, linkID string) error
-	LinkUser(ctx context.Context, token string) (who string, expires time.Time, err error)
+	LinkUser(ctx context.Context, token string) (dsync.LinkActor, error)
 
 	Widgets(ctx context.Context, owner string) ([]dsync.Widget, error)
 	WidgetFor(ctx context.Context, who, id string, a dsync.Action) (dsync.Widget, error)

@@ -22,9 +22,10 @@ import (
 
 // Keys of values a request carries in its gin context.
 const (
-	ctxUser      = "dashsync.user"
-	ctxExp       = "dashsync.exp"
-	ctxErrorCode = "dashsync.error_code"
+	ctxUser       = "dashsync.user"
+	ctxExp        = "dashsync.exp"
+	ctxLinkLayout = "dashsync.linklayout" // a link's layout
+	ctxErrorCode  = "dashsync.error_code"
 )
 
 // RequestIDHeader carries the request id, in and out.

@@ -34,7 +34,7 @@ func (s *Server) handleWebSocket(c *gin.Context) {
 	expAt, _ := exp.(time.Time)
 	// The connection lives long: no body deadline may outlast the upgrade.
 	clearReadDeadline(c)
-	if err := s.sockets.ServeWS(c.Writer, c.Request, hub.Identity{User: userOf(c), Exp: expAt}); err != nil {
+	if err := s.sockets.ServeWS(c.Writer, c.Request, hub.Identity{User: userOf(c), Exp: expAt, Layout: c.GetString(ctxLinkLayout)}); err != nil {
 		s.writeError(c, err)
 	}
 }

@@ -10,7 +10,8 @@
 //                              database in (default postgres://postgres@127.0.0.1:5432/postgres)
 //   DASHSYNC_E2E_REDIS_URL     the Redis of the cluster variant (default redis://127.0.0.1:6379/0)
 //   DASHSYNC_E2E_SKIP_BUILD=1  use bin/dashsync as it is
-//   DASHSYNC_E2E_UPDATE_DOCS=1 also copy the representative screenshot to docs/demo.png
+//   DASHSYNC_E2E_UPDATE_DOCS=1 also copy the representative screenshots to docs/ (demo.png,
+//                              share.png, kiosk.png)
 
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, createWriteStream, copyFileSync, statSync } from 'node:fs';
@@ -392,17 +393,23 @@ export async function launchBrowser() {
 }
 
 /**
- * openTab opens the demo page as `user` in a context of its own (a tab: its own
- * sessionStorage and socket) and waits until it is live: connected, and the layout
- * drawn. It records the page's console errors and, in the page, window.__e2e: layout
- * change causes, conflicts, the messages of the socket and the time of each pointerup.
+ * newPage opens a page in a context of its own (a tab: its own sessionStorage and
+ * socket), recording its console errors (page.errors), its WebSockets with the messages
+ * each sent (page.sockets), its requests to /api (page.requests: {method, path}) and,
+ * in the page, window.__e2e: layout change causes, conflicts, the messages of the
+ * socket, client events (access, unsubscribed, ended) and the time of each pointerup.
  */
-export async function openTab(browser, baseURL, user, { layout, wait = true } = {}) {
+async function newPage(browser) {
   const context = await browser.newContext({ viewport: VIEWPORT, deviceScaleFactor: 1 });
   context.setDefaultTimeout(10000);
   context.setDefaultNavigationTimeout(15000);
   const page = await context.newPage();
   page.errors = [];
+  page.requests = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.pathname.startsWith('/api/')) page.requests.push({ method: r.method(), path: u.pathname, search: u.search });
+  });
   // Every WebSocket of the page, with the messages it sent (parsed).
   page.sockets = [];
   page.on('websocket', (ws) => {
@@ -425,7 +432,7 @@ export async function openTab(browser, baseURL, user, { layout, wait = true } = 
     if (m.type() === 'error') page.errors.push(m.text());
   });
   await page.addInitScript(() => {
-    const e2e = { causes: [], conflicts: [], messages: [], pointerups: [], states: [] };
+    const e2e = { causes: [], conflicts: [], messages: [], pointerups: [], states: [], events: [] };
     window.__e2e = e2e;
     document.addEventListener('pointerup', () => e2e.pointerups.push(Date.now()), true);
     // Hook the client as soon as the page creates it (app.js assigns window.dashsync).
@@ -439,15 +446,38 @@ export async function openTab(browser, baseURL, user, { layout, wait = true } = 
         v.on('conflict', (c) => e2e.conflicts.push({ action: c.action, editId: c.editId, local: c.local, ops: c.ops }));
         v.on('message', (m) => e2e.messages.push({ type: m.type, channel: m.channel, version: m.version, rebased: m.rebased, client: m.client }));
         v.on('state', (s) => e2e.states.push(s));
+        for (const type of ['access', 'unsubscribed', 'ended']) v.on(type, (p) => e2e.events.push({ type, ...p, at: Date.now() }));
       },
     });
   });
+  return { page, context };
+}
+
+/**
+ * openTab opens the demo page as `user` (see newPage) and waits until it is live:
+ * connected, and the layout drawn.
+ */
+export async function openTab(browser, baseURL, user, { layout, wait = true } = {}) {
+  const { page, context } = await newPage(browser);
   const url = new URL('/', baseURL);
   url.searchParams.set('user', user);
   if (layout) url.searchParams.set('layout', layout);
   await page.goto(url.toString(), { waitUntil: 'domcontentloaded' });
   const tab = new Tab(page, context, user, baseURL);
   if (wait) await tab.waitLive(layout);
+  return tab;
+}
+
+/**
+ * openLink opens a link page (url: /?link=<token>, as the Share dialog gives it) and,
+ * given the layout's id, waits until that layout is drawn and live. Its Tab's user is
+ * "link".
+ */
+export async function openLink(browser, url, { layout, wait = true } = {}) {
+  const { page, context } = await newPage(browser);
+  await page.goto(url, { waitUntil: 'domcontentloaded' });
+  const tab = new Tab(page, context, 'link', new URL(url).origin);
+  if (wait && layout) await tab.waitLive(layout);
   return tab;
 }
 
@@ -679,8 +709,21 @@ export async function sideBySide(browser, name, left, right) {
 
 /** publishDemo copies a screenshot to docs/demo.png (only with DASHSYNC_E2E_UPDATE_DOCS=1). */
 export function publishDemo(path) {
+  return publishDoc(path, 'demo.png');
+}
+
+/** publishDoc copies a screenshot to docs/<name> (only with DASHSYNC_E2E_UPDATE_DOCS=1). */
+export function publishDoc(path, name) {
   if (process.env.DASHSYNC_E2E_UPDATE_DOCS !== '1') return null;
-  const dest = join(REPO, 'docs', 'demo.png');
+  const dest = join(REPO, 'docs', name);
   copyFileSync(path, dest);
   return { dest, bytes: statSync(dest).size };
+}
+
+/** pageShot writes a screenshot of one tab to e2e/screenshots/<name>.png and answers its path. */
+export async function pageShot(tab, name) {
+  mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  const path = join(SCREENSHOT_DIR, `${name}.png`);
+  await tab.page.screenshot({ path, type: 'png', animations: 'disabled', caret: 'hide' });
+  return path;
 }

@@ -4,7 +4,8 @@
 
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { launchBrowser, openTab, placesOf, sideBySide, publishDemo, waitUntil, sleep } from './harness.mjs';
+import { launchBrowser, openTab, openLink, placesOf, sideBySide, publishDemo, waitUntil, sleep } from './harness.mjs';
+import { defineSharingScenarios } from './sharing.mjs';
 
 /**
  * How long a drop in one tab may take to show in the other: a deadline for a condition,
@@ -284,6 +285,21 @@ export function defineScenarios(variant, { skip, setup, teardown }) {
       assert.equal(await B.page.getAttribute('#presence', 'data-presence-users'), '1');
       assert.ok(!(await B.page.locator('#whoami').textContent()).includes('alice'));
       await sideBySide(browser, `${variant}-other-user`, { tab: A, caption: 'Tab A: alice' }, { tab: B, caption: 'Tab B: bob (never sees alice’s layout)' });
+    });
+
+    // Sharing (SPEC §10): alice's tabs on A's server, the others' on B's.
+    defineSharingScenarios({
+      variant,
+      env: () => env,
+      browser: () => browser,
+      open,
+      openLink: async (url, opts) => {
+        const t = await openLink(browser, url, opts);
+        tabs.push(t);
+        return t;
+      },
+      converge,
+      waitMs: PROPAGATION_WAIT_MS,
     });
 
     // Last: it restarts tab A's server.

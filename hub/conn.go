@@ -21,6 +21,8 @@ type conn struct {
 	ws  *websocket.Conn
 	id  string
 	uid string // the user; an `auth` for another user is refused, so it never changes
+	// linkLayout is the layout a link's connection may read ("" for a user).
+	linkLayout string
 
 	queue sendQueue
 	// written is closed when the writer has performed the closing handshake.
@@ -50,7 +52,7 @@ func newConn(h *Hub, ws *websocket.Conn, id Identity) *conn {
 }
 
 func newConnState(h *Hub, ws *websocket.Conn, id Identity) *conn {
-	return &conn{h: h, ws: ws, id: newClientID(), uid: id.User, exp: id.Exp,
+	return &conn{h: h, ws: ws, id: newClientID(), uid: id.User, linkLayout: id.Layout, exp: id.Exp,
 		queue: sendQueue{max: h.cfg.QueueSize, ready: make(chan struct{}, 1)}, written: make(chan struct{}), closing: make(chan struct{}), subs: map[string]*channel{}}
 }
 
@@ -95,7 +97,7 @@ func (c *conn) run(ctx context.Context) {
 	c.mu.Lock()
 	c.armExpiry()
 	c.mu.Unlock()
-	c.enqueue(encode(outbound{Type: "hello", Client: c.id, User: c.uid}))
+	c.enqueue(encode(helloFrame{Type: "hello", Client: c.id, User: c.uid, Layout: c.linkLayout}))
 
 	c.readLoop(ctx)
 

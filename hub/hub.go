@@ -22,10 +22,13 @@ import (
 	"github.com/dashsync/dashsync/wire"
 )
 
-// Identity is who a connection acts for, and until when its token is good.
+// Identity is who a connection acts for, and until when its token is good. A link's
+// connection (User "link:<id>") also names the one layout it may read, which `hello`
+// tells its client (SPEC §10: the link page knows only its token).
 type Identity struct {
-	User string
-	Exp  time.Time
+	User   string
+	Exp    time.Time
+	Layout string
 }
 
 // Config wires a Hub. Domain, Announcer, Broker, Presence and Verify are required.

@@ -108,6 +108,15 @@ type outbound struct {
 	Reason string `json:"reason,omitempty"`
 }
 
+// helloFrame is the first message of a connection: its client id and user, and for a
+// link's connection the layout it may read.
+type helloFrame struct {
+	Type   string `json:"type"`
+	Client string `json:"client"`
+	User   string `json:"user"`
+	Layout string `json:"layout,omitempty"`
+}
+
 // versionOps is one committed version in a resume reply.
 type versionOps struct {
 	Version int64      `json:"version"`

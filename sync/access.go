@@ -60,7 +60,9 @@ type SharedLayout struct {
 	Role   Role
 }
 
-// linkTokenPrefix starts every link token: "dsl_<link id>_<secret>".
+// linkTokenPrefix starts every link token: "dsl_<layout id>_<link id>_<secret>". The
+// layout's id is in the token so that a page holding only the token (the link page,
+// `/?link=<token>`) knows what to read; the server checks it is the link's.
 const linkTokenPrefix = "dsl_"
 
 // LinkUserPrefix starts the user id a link acts as ("link:<link id>"): in presence,
@@ -71,29 +73,42 @@ const LinkUserPrefix = "link:"
 // still be unknown, revoked or expired).
 func IsLinkToken(tok string) bool { return strings.HasPrefix(tok, linkTokenPrefix) }
 
-// linkToken makes the token of link id with secret.
-func linkToken(id string, secret []byte) string {
-	return linkTokenPrefix + id + "_" + base64.RawURLEncoding.EncodeToString(secret)
+// linkToken makes the token of link id of layout with secret.
+func linkToken(layout, id string, secret []byte) string {
+	return linkTokenPrefix + layout + "_" + id + "_" + base64.RawURLEncoding.EncodeToString(secret)
 }
 
-// parseLinkToken splits a link token into its link id and the hash of its secret.
-func parseLinkToken(tok string) (id string, hash []byte, ok bool) {
+// parseLinkToken splits a link token into its layout's id, its link id (made by the
+// server, it has no '_') and the hash of its secret.
+func parseLinkToken(tok string) (layout, id string, hash []byte, ok bool) {
 	rest, ok := strings.CutPrefix(tok, linkTokenPrefix)
 	if !ok {
-		return "", nil, false
+		return "", "", nil, false
 	}
 	// The secret is of fixed length and its alphabet has '_': the separator is the
 	// byte before it, not the last '_' of the token.
 	i := len(rest) - base64.RawURLEncoding.EncodedLen(linkSecretLen) - 1
 	if i <= 0 || rest[i] != '_' {
-		return "", nil, false
+		return "", "", nil, false
 	}
 	secret, err := base64.RawURLEncoding.DecodeString(rest[i+1:])
 	if err != nil || len(secret) != linkSecretLen {
-		return "", nil, false
+		return "", "", nil, false
+	}
+	layout, id, ok = cutLast(rest[:i], '_')
+	if !ok || layout == "" || id == "" {
+		return "", "", nil, false
 	}
 	h := sha256.Sum256(secret)
-	return rest[:i], h[:], true
+	return layout, id, h[:], true
+}
+
+// cutLast slices s around the last sep.
+func cutLast(s string, sep byte) (before, after string, found bool) {
+	if i := strings.LastIndexByte(s, sep); i >= 0 {
+		return s[:i], s[i+1:], true
+	}
+	return s, "", false
 }
 
 // linkSecretLen is the length of a link token's random secret, in bytes.

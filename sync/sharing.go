@@ -161,25 +161,33 @@ func (s *Service) Head(ctx context.Context, id string) (Layout, error) {
 	return l, err
 }
 
-// LinkUser checks a link token against the store and returns the actor it stands for
-// ("link:<id>") and when the link expires. An unknown, revoked or expired link, or a
-// token that is not a link's, is unauthorized.
-func (s *Service) LinkUser(ctx context.Context, token string) (who string, expires time.Time, err error) {
-	id, hash, ok := parseLinkToken(token)
+// LinkActor is who a link token stands for: the actor ("link:<id>"), the one layout
+// it may read, and when it expires.
+type LinkActor struct {
+	Who      string
+	LayoutID string
+	Expires  time.Time
+}
+
+// LinkUser checks a link token against the store and returns the actor it stands for.
+// An unknown, revoked or expired link, or a token that is not a link's, is
+// unauthorized.
+func (s *Service) LinkUser(ctx context.Context, token string) (LinkActor, error) {
+	layout, id, hash, ok := parseLinkToken(token)
 	bad := Errorf(CodeUnauthorized, "the link is not valid: unknown, revoked or expired")
-	if !ok || !ValidText(id) {
-		return "", time.Time{}, bad
+	if !ok || !ValidText(id) || !ValidText(layout) {
+		return LinkActor{}, bad
 	}
 	lk, err := s.liveLink(ctx, s.store, id)
 	switch {
 	case ErrorCode(err) == CodeNotFound:
-		return "", time.Time{}, bad
+		return LinkActor{}, bad
 	case err != nil:
-		return "", time.Time{}, err
-	case !sameHash(lk.Hash, hash):
-		return "", time.Time{}, bad
+		return LinkActor{}, err
+	case !sameHash(lk.Hash, hash) || lk.LayoutID != layout:
+		return LinkActor{}, bad
 	}
-	return LinkUserPrefix + lk.ID, lk.ExpiresAt.Time, nil
+	return LinkActor{Who: LinkUserPrefix + lk.ID, LayoutID: lk.LayoutID, Expires: lk.ExpiresAt.Time}, nil
 }
 
 // Sharing bounds (SPEC §10).
@@ -350,7 +358,7 @@ func (s *Service) CreateLink(ctx context.Context, who, id string, role Role, ttl
 		if err := t.CreateLink(ctx, lk); err != nil {
 			return fmt.Errorf("create link: %w", err)
 		}
-		out = NewLink{Link: lk, Token: linkToken(lk.ID, secret)}
+		out = NewLink{Link: lk, Token: linkToken(lk.LayoutID, lk.ID, secret)}
 		return nil
 	})
 	return out, err

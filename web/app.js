@@ -1,7 +1,9 @@
-// The demo dashboard served by `dashsync serve` at /: a layout selector, a grid of live
-// widgets that can be dragged, resized and moved with the keyboard, presence, the
-// connection state and conflict notices. It uses nothing but dashsync.js and the REST
-// API (SPEC §4, §9).
+// The demo dashboard served by `dashsync serve` at /: a layout selector (own layouts and
+// those shared with the user), a grid of live widgets that can be dragged, resized and
+// moved with the keyboard, presence, the connection state, conflict notices, sharing
+// (SPEC §10: the Share dialog, roles, view-only mode, notices when access ends) and the
+// link page at /?link=<token> (the layout, live, read only, no toolbar). It
+// uses nothing but dashsync.js and the REST API (SPEC §4, §9, §10).
 //
 // Hooks for tests from outside (keep them stable):
 // - each tile: data-widget-id, data-x, data-y, data-w, data-h (its position in the
@@ -10,10 +12,20 @@
 // - #presence: data-presence-users (distinct users, this one included),
 //   data-presence-clients; each <li> data-user and data-clients;
 // - #conflict-notice: role="alert", shown when an edit of this tab lost a conflict;
-// - #grid: data-layout-id, data-version and data-ready="true" once a layout is shown;
+// - #grid: data-layout-id, data-version and data-ready="true" once a layout is shown,
+//   data-role (owner, editor, viewer) and data-mode (user, link);
+// - #role-badge[data-role]: "View only" (viewer) or "Editor" on a shared layout;
+// - #layout-select options: data-owner and data-role (shared ones in an optgroup);
+// - #access-notice: role="alert", data-reason (revoked, deleted) when the current
+//   layout went away because the server ended this user's access to it;
+// - #share-dialog: #share-members li[data-user][data-role] (.member-role select,
+//   .member-remove), #share-user, #share-role, #share-add, #share-link-ttl,
+//   #share-link-create, #share-link-url (the new link's address), #share-links
+//   li[data-link-id] (.link-revoke);
+// - the link page: body.kiosk, #link-ended[data-reason] when the link stopped working;
 // - window.dashsync: the DashSync client of the page.
 
-import { DashSync, pointer } from './dashsync.js';
+import { DashSync, pointer, canEdit } from './dashsync.js';
 
 const $ = (sel) => document.querySelector(sel);
 const MAX_Y = 10000;
@@ -24,8 +36,13 @@ const FETCHED = (w) => w && w.source && w.source.kind !== 'static' && w.source.k
 
 const app = {
   ds: null,
+  mode: 'user', // 'link' on the link page
   user: '',
   getToken: null,
+  role: null, // the user's role on the current layout (SPEC §10)
+  widgetFetches: new Set(), // widget ids being read one by one (widgets of shared layouts)
+  widgetUnreadable: new Set(), // widget ids that answered 404 or 403: not asked again
+  deleting: null, // the layout this tab is deleting (its own `deleted` needs no notice)
   layouts: [],
   templates: [],
   widgets: new Map(), // widget id → definition
@@ -87,6 +104,11 @@ function showSignIn(message = '') {
 
 async function main() {
   const params = new URLSearchParams(location.search);
+  const link = params.get('link');
+  if (link) {
+    startLink(link, params.get('layout'));
+    return;
+  }
   const user = params.get('user');
   let token = null;
   if (user) {
@@ -174,7 +196,7 @@ function start(token) {
 
 async function loadEverything() {
   const [layouts, templates, widgets] = await Promise.all([
-    rest('GET', '/dashboard/layouts'),
+    rest('GET', '/dashboard/layouts?include=shared'),
     rest('GET', '/dashboard/templates'),
     rest('GET', '/dashboard/widgets'),
   ]);
@@ -182,26 +204,42 @@ async function loadEverything() {
   renderTemplates();
   setWidgets(widgets.widgets);
   app.layouts = layouts.layouts;
-  if (app.layouts.length === 0) {
+  if (ownLayouts().length === 0) {
     // A first visit: a layout of live demo widgets (the "demo" template has a counter,
-    // a time series, a clock, a table and a note).
+    // a time series, a clock, a table and a note). Layouts shared with the user do not
+    // count: everyone gets one of their own.
     const name = app.templates.some((t) => t.name === 'demo') ? 'demo' : 'ops-overview';
     await rest('POST', '/dashboard/layouts', { template: name });
     await Promise.all([reloadLayouts(), reloadWidgets()]);
   }
   const wanted = new URLSearchParams(location.search).get('layout');
-  const pick = app.layouts.find((l) => l.id === wanted) || app.layouts.find((l) => l.isDefault) || app.layouts[0];
+  const pick = app.layouts.find((l) => l.id === wanted) || defaultLayout();
   renderLayoutSelect();
   if (pick) openLayout(pick.id);
 }
 
 async function reloadLayouts() {
-  app.layouts = (await rest('GET', '/dashboard/layouts')).layouts;
+  app.layouts = (await rest('GET', '/dashboard/layouts?include=shared')).layouts;
   renderLayoutSelect();
 }
 
+// A summary is the user's own unless it names another owner (SPEC §10: entries carry
+// owner and role; `isDefault` is the owner's notion, so only own layouts show it).
+const isOwn = (l) => !l.role || l.role === 'owner';
+const ownLayouts = () => app.layouts.filter(isOwn);
+
+function defaultLayout() {
+  const own = ownLayouts();
+  return own.find((l) => l.isDefault) || own[0] || app.layouts[0];
+}
+
 async function reloadWidgets() {
-  setWidgets((await rest('GET', '/dashboard/widgets')).widgets);
+  const own = (await rest('GET', '/dashboard/widgets')).widgets;
+  // The list is the user's own widgets: those of a shared layout's owner, read one by
+  // one, stay.
+  const ownIds = new Set(own.map((w) => w.id));
+  const others = [...app.widgets.values()].filter((w) => !ownIds.has(w.id) && app.tiles.has(w.id));
+  setWidgets([...own, ...others]);
   for (const id of app.tiles.keys()) renderTileChrome(id);
 }
 
@@ -213,25 +251,93 @@ function setWidgets(list) {
 // Layouts: selector and actions
 // ---------------------------------------------------------------------------
 
+function optionText(l) {
+  if (isOwn(l)) return l.isDefault ? `${l.name} (default)` : l.name;
+  return `${l.name} · ${l.owner}${l.role === 'viewer' ? ' (view only)' : ''}`;
+}
+
 function renderLayoutSelect() {
   const sel = $('#layout-select');
-  sel.replaceChildren(
-    ...app.layouts
-      .slice()
-      .sort((a, b) => a.name.localeCompare(b.name))
-      .map((l) => {
-        const o = document.createElement('option');
-        o.value = l.id;
-        o.textContent = l.isDefault ? `${l.name} (default)` : l.name;
-        return o;
-      }),
-  );
+  const byName = (a, b) => a.name.localeCompare(b.name) || (a.owner || '').localeCompare(b.owner || '');
+  const option = (l) => {
+    const o = document.createElement('option');
+    o.value = l.id;
+    o.textContent = optionText(l);
+    o.dataset.owner = l.owner || app.user;
+    o.dataset.role = l.role || 'owner';
+    if (!isOwn(l)) o.title = `Shared with you by ${l.owner}: you are ${l.role === 'viewer' ? 'a viewer' : 'an editor'}`;
+    return o;
+  };
+  const own = ownLayouts().sort(byName);
+  const shared = app.layouts.filter((l) => !isOwn(l)).sort(byName);
+  const children = own.map(option);
+  if (shared.length) {
+    const group = document.createElement('optgroup');
+    group.label = 'Shared with you';
+    group.append(...shared.map(option));
+    children.push(group);
+  }
+  sel.replaceChildren(...children);
   sel.disabled = app.layouts.length === 0;
   if (app.currentId) sel.value = app.currentId;
   const cur = app.layouts.find((l) => l.id === app.currentId);
-  $('#default-btn').disabled = !cur || cur.isDefault;
-  $('#delete-btn').disabled = app.layouts.length <= 1;
-  $('#delete-btn').title = app.layouts.length <= 1 ? 'The last layout cannot be deleted' : '';
+  $('#default-btn').disabled = !cur || !!cur.isDefault;
+  $('#delete-btn').disabled = own.length <= 1;
+  $('#delete-btn').title = own.length <= 1 ? 'The last layout cannot be deleted' : '';
+  applyRole();
+}
+
+// -- roles (SPEC §10) ----------------------------------------------------------------
+
+/** currentRole is the user's role on the current layout: what the server said on
+ * subscribe (and since, with `access`), else what the list says. */
+function currentRole() {
+  if (app.mode === 'link') return 'viewer';
+  if (!app.currentId) return null;
+  const summary = app.layouts.find((l) => l.id === app.currentId);
+  return app.handle?.role || summary?.role || null;
+}
+
+const GRID_HELP = 'Drag a tile by its title, resize it from its corner; on a focused tile, arrow keys move it and Shift + arrows resize it.';
+
+/** applyRole shows what the role allows (SPEC §10's table): a viewer gets no drag, no
+ * resize, no rename and a "View only" badge; sharing, deleting and setting the default
+ * are the owner's; cloning and new layouts are everyone's. */
+function applyRole() {
+  const role = currentRole() || 'owner';
+  app.role = role;
+  const owner = role === 'owner';
+  const viewer = !canEdit(role);
+  const grid = $('#grid');
+  grid.dataset.role = role;
+  grid.dataset.mode = app.mode;
+  document.body.dataset.role = role;
+  $('#rename-group').hidden = viewer;
+  if (viewer) $('#rename-form').hidden = true;
+  $('#share-btn').hidden = !owner;
+  $('#default-btn').hidden = !owner;
+  $('#delete-btn').hidden = !owner;
+  const summary = app.layouts.find((l) => l.id === app.currentId);
+  const badge = $('#role-badge');
+  badge.hidden = owner || !app.currentId;
+  badge.dataset.role = owner ? '' : role;
+  badge.textContent = viewer ? 'View only' : 'Editor';
+  badge.title = summary?.owner && !owner
+    ? `${summary.owner} shared this layout with you: ${viewer ? 'you can watch it live, not change it' : 'you can move, resize and rename its tiles'}`
+    : '';
+  $('#grid-help').textContent = viewer ? 'View only: this layout updates live; you cannot change it. Clone it to make a copy of your own.' : GRID_HELP;
+  if (viewer && app.drag) cancelDrag();
+  if (!owner && $('#share-dialog').open) $('#share-dialog').close();
+}
+
+/** mayEdit: the current layout may be changed from this page. */
+function mayEdit() {
+  return app.mode === 'user' && !!app.handle && app.handle.canEdit;
+}
+
+/** mayRefresh: the role may force a data refresh (SPEC §10: editor and owner). */
+function mayRefresh() {
+  return app.mode === 'user' && canEdit(currentRole());
 }
 
 function renderTemplates() {
@@ -259,6 +365,7 @@ function openLayout(id) {
   const grid = $('#grid');
   grid.dataset.layoutId = id;
   grid.dataset.ready = 'false';
+  closeShare();
   renderLayoutSelect();
   const url = new URL(location.href);
   url.searchParams.set('layout', id);
@@ -268,11 +375,13 @@ function openLayout(id) {
     .then((handle) => {
       if (app.currentId !== id) return;
       app.handle = handle;
+      applyRole();
       renderLayout(handle.layout);
       renderPresence(handle.presence);
     })
     .catch((err) => {
       if (app.currentId !== id) return;
+      if (err.code === 'revoked' || err.code === 'deleted') return; // layoutGone said so
       toast(`This layout cannot be opened: ${err.message}`);
       reloadLayouts().then(() => openDefault()).catch(() => {});
     });
@@ -286,14 +395,75 @@ const layoutHandlers = {
     renderPresence(users);
   },
   onError(err) {
-    toast(err.code === 'validation_failed' ? `That change was refused: ${err.message}` : err.message);
+    if (err.code === 'forbidden') toast('You can only view this layout: the change was not made.');
+    else toast(err.code === 'validation_failed' ? `That change was refused: ${err.message}` : err.message);
+  },
+  onRole(role, { previous }) {
+    const summary = app.layouts.find((l) => l.id === app.currentId);
+    if (summary) summary.role = role;
+    renderLayoutSelect();
+    const by = summary?.owner && summary.owner !== app.user ? summary.owner : 'The owner';
+    toast(`${by} made you ${role === 'viewer' ? 'a viewer' : 'an editor'} of this layout${previous ? ` (you were ${previous === 'viewer' ? 'a viewer' : 'an editor'})` : ''}.`);
+  },
+  onUnsubscribed({ layoutId, reason }) {
+    layoutGone(layoutId, reason);
   },
 };
 
 function openDefault() {
-  const l = app.layouts.find((x) => x.isDefault) || app.layouts[0];
+  const l = defaultLayout();
   if (l) openLayout(l.id);
 }
+
+/**
+ * layoutGone handles a layout this user can no longer see (SPEC §10): its access was
+ * removed ('revoked') or it was deleted ('deleted'). It leaves the selector; if it was
+ * the one shown, a notice says why and the page moves to the user's default layout.
+ * Called from the server's `unsubscribed` and from the user channel, whichever comes
+ * first; the second call finds nothing left to do.
+ */
+function layoutGone(id, reason) {
+  const summary = app.layouts.find((l) => l.id === id);
+  app.layouts = app.layouts.filter((l) => l.id !== id);
+  if (app.currentId !== id) {
+    renderLayoutSelect();
+    return;
+  }
+  const name = summary?.name || app.handle?.layout?.name || 'This layout';
+  const owner = summary && !isOwn(summary) ? summary.owner : null;
+  if (app.deleting !== id) {
+    const text = reason === 'deleted'
+      ? `“${name}” was deleted${owner ? ` by ${owner}` : ' (in another tab)'}.`
+      : `${owner || 'The owner'} stopped sharing “${name}” with you: it is no longer available.`;
+    showAccessNotice(text, reason);
+  }
+  cancelDrag();
+  app.handle?.unsubscribe(layoutHandlers);
+  app.handle = null;
+  app.currentId = null;
+  for (const wid of [...app.tiles.keys()]) removeTile(wid);
+  $('#grid').dataset.ready = 'false';
+  closeShare();
+  renderLayoutSelect();
+  // Deleted from this tab: its handler opens the new default once the list is read again.
+  if (app.deleting !== id) openDefault();
+}
+
+let accessTimer = null;
+function showAccessNotice(text, reason) {
+  const n = $('#access-notice');
+  $('#access-text').textContent = text;
+  n.dataset.reason = reason;
+  n.hidden = false;
+  clearTimeout(accessTimer);
+  accessTimer = setTimeout(() => {
+    n.hidden = true;
+  }, 20000);
+}
+
+$('#access-dismiss').addEventListener('click', () => {
+  $('#access-notice').hidden = true;
+});
 
 $('#layout-select').addEventListener('change', (ev) => openLayout(ev.target.value));
 
@@ -363,16 +533,21 @@ $('#delete-btn').addEventListener('click', async () => {
   }
   disarmDelete();
   const id = app.currentId;
+  app.deleting = id;
   try {
     await rest('DELETE', `/dashboard/layouts/${encodeURIComponent(id)}`);
-    app.handle?.unsubscribe(layoutHandlers);
-    app.handle = null;
-    app.currentId = null;
+    if (app.currentId === id) {
+      app.handle?.unsubscribe(layoutHandlers);
+      app.handle = null;
+      app.currentId = null;
+    }
     await reloadLayouts();
-    openDefault();
+    if (!app.currentId) openDefault();
     toast('Layout deleted.');
   } catch (err) {
     toast(`Delete failed: ${err.message}`);
+  } finally {
+    app.deleting = null;
   }
 });
 
@@ -399,19 +574,33 @@ $('#create-form').addEventListener('submit', async (ev) => {
 });
 
 let userEventTimer = null;
+const userEvents = { widgets: false, gone: new Map() }; // since the last reload
 function onUserEvent(m) {
+  const ev = m.event || '';
+  const l = m.layout || {};
+  if (ev === 'layout.shared' && !app.layouts.some((x) => x.id === l.id)) {
+    toast(`${l.owner || 'Someone'} shared “${l.name || 'a layout'}” with you${m.role || l.role ? ` (${m.role || l.role})` : ''}.`);
+  }
+  if (ev === 'layout.unshared') userEvents.gone.set(l.id, 'revoked');
+  if (ev === 'layout.deleted') userEvents.gone.set(l.id, 'deleted');
+  if (ev.startsWith('widget.')) userEvents.widgets = true;
   // Several events often come together (a default change touches two layouts).
   clearTimeout(userEventTimer);
   userEventTimer = setTimeout(async () => {
+    const widgets = userEvents.widgets;
+    const gone = new Map(userEvents.gone);
+    userEvents.widgets = false;
+    userEvents.gone.clear();
+    const cur = app.currentId;
+    const before = app.layouts.find((x) => x.id === cur);
     try {
-      if (m.event.startsWith('widget.')) await reloadWidgets();
+      if (widgets) await reloadWidgets();
       await reloadLayouts();
-      if (app.currentId && !app.layouts.some((l) => l.id === app.currentId)) {
-        toast('This layout was deleted elsewhere.');
-        app.handle?.unsubscribe(layoutHandlers);
-        app.handle = null;
-        app.currentId = null;
-        openDefault();
+      if (cur && app.currentId === cur && !app.layouts.some((x) => x.id === cur)) {
+        // Still shown, yet no longer listed: ended here first (the socket's
+        // `unsubscribed` may come later, or not at all for a layout not subscribed).
+        app.layouts.push(before || { id: cur, name: app.handle?.layout?.name });
+        layoutGone(cur, gone.get(cur) || 'deleted');
       }
     } catch (err) {
       console.warn('dashsync: reload after a user event failed', err);
@@ -433,21 +622,41 @@ function renderLayout(layout) {
   const summary = app.layouts.find((l) => l.id === layout.id);
   if (summary && summary.name !== layout.name) {
     summary.name = layout.name;
-    if (opt) opt.textContent = summary.isDefault ? `${layout.name} (default)` : layout.name;
+    if (opt) opt.textContent = optionText(summary);
   }
   document.title = `${layout.name} · dashsync`;
+  if (app.mode === 'link') $('#kiosk-name').textContent = layout.name;
 
   const ids = Object.keys(layout.items);
-  let unknown = false;
   for (const id of ids) {
     if (!app.tiles.has(id)) createTile(id);
-    if (!app.widgets.has(id)) unknown = true;
+    if (!app.widgets.has(id)) fetchWidget(id);
     placeTile(id, layout.items[id]);
   }
   for (const id of [...app.tiles.keys()]) if (!layout.items[id]) removeTile(id);
-  if (unknown) reloadWidgets().catch(() => {});
   $('#empty').hidden = ids.length > 0;
+  if (app.mode === 'link') fitKiosk(layout);
   grid.dataset.ready = 'true';
+}
+
+/** fetchWidget reads one widget placed on the layout that the page does not know: a
+ * widget of the owner of a shared layout (or of a link's layout), or one just created
+ * elsewhere. GET /api/dashboard/widgets/:id is open to every role, links included. */
+function fetchWidget(id) {
+  if (app.widgetFetches.has(id) || app.widgetUnreadable.has(id)) return;
+  app.widgetFetches.add(id);
+  rest('GET', `/dashboard/widgets/${encodeURIComponent(id)}`)
+    .then((r) => {
+      if (!r?.widget) return;
+      app.widgets.set(id, r.widget);
+      renderTileChrome(id);
+      if (r.data && !app.data.has(id)) onData(id, r.data);
+    })
+    .catch((err) => {
+      if (err.status === 404 || err.status === 403) app.widgetUnreadable.add(id);
+      else console.warn('dashsync: cannot read widget', id, err);
+    })
+    .finally(() => app.widgetFetches.delete(id));
 }
 
 function createTile(id) {
@@ -489,8 +698,9 @@ function createTile(id) {
   const handler = { onData: (d) => onData(id, d), onWidget: (w) => onWidgetChanged(id, w) };
   tile._handler = handler;
   app.ds.subscribeWidget(id, handler).then((d) => {
-    // Nothing cached yet for a fetched kind: ask for it rather than wait a period.
-    if (d === null && FETCHED(app.widgets.get(id))) askRefresh(id);
+    // Nothing cached yet for a fetched kind: ask for it rather than wait a period
+    // (a viewer may not: the server refreshes subscribed widgets anyway).
+    if (d === null && FETCHED(app.widgets.get(id)) && mayRefresh()) askRefresh(id);
   }, () => {});
   return tile;
 }
@@ -558,7 +768,12 @@ const clamp = (v, lo, hi) => Math.min(Math.max(v, lo), hi);
 // -- dragging and resizing with the pointer ----------------------------------------
 
 function startDrag(ev, tile, mode) {
-  if (ev.button !== 0 || NARROW.matches || !app.handle) return;
+  if (ev.button !== 0 || NARROW.matches) return;
+  if (!mayEdit()) {
+    // Read only: a press on the title bar neither moves the tile nor starts selecting text.
+    ev.preventDefault();
+    return;
+  }
   const id = tile.dataset.widgetId;
   const it = app.handle.layout.items[id];
   if (!it) return;
@@ -625,7 +840,7 @@ document.addEventListener('keydown', (ev) => {
 const ARROWS = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
 
 function onTileKey(ev, tile) {
-  if (ev.target !== tile || !ARROWS[ev.key] || ev.altKey || ev.ctrlKey || ev.metaKey || !app.handle) return;
+  if (ev.target !== tile || !ARROWS[ev.key] || ev.altKey || ev.ctrlKey || ev.metaKey || !mayEdit()) return;
   const id = tile.dataset.widgetId;
   const layout = app.handle.layout;
   const it = layout.items[id];
@@ -646,7 +861,7 @@ function onTileKey(ev, tile) {
  * collide with someone else's change of them). */
 function commitPlace(id, to, kind) {
   const from = app.handle?.layout.items[id];
-  if (!from) return;
+  if (!from || !mayEdit()) return;
   const ops = [];
   for (const k of ['x', 'y', 'w', 'h']) {
     if (from[k] !== to[k]) ops.push({ op: 'replace', path: pointer('items', id, k), value: to[k] });
@@ -664,12 +879,17 @@ function commitPlace(id, to, kind) {
 }
 
 function editLayout(ops, kind) {
-  if (!app.handle) return;
+  if (!mayEdit()) return;
   app.ds.edit(app.currentId, ops, { onConflict: 'drop' }).then(
     (r) => {
       if (kind === 'rename' && r.status === 'committed') reloadLayouts().catch(() => {});
     },
-    (err) => toast(`That change was refused: ${err.message}`),
+    (err) => {
+      // Access removed or layout deleted: the access notice says it.
+      if (err.code === 'revoked' || err.code === 'deleted') return;
+      if (err.code === 'forbidden') toast('You can only view this layout: the change was not made.');
+      else toast(`That change was refused: ${err.message}`);
+    },
   );
 }
 
@@ -722,18 +942,20 @@ function renderPresence(users) {
       li.dataset.user = u.user;
       li.dataset.clients = String(u.clients.length);
       const me = u.user === app.user;
-      const tabs = u.clients.length > 1 ? `, ${u.clients.length} tabs` : '';
-      li.title = `${u.user}${me ? ' (you)' : ''}${tabs}`;
+      const viaLink = u.user.startsWith('link:');
+      const label = viaLink ? 'link viewer' : u.user;
+      const tabs = u.clients.length > 1 ? `, ${u.clients.length} ${viaLink ? 'screens' : 'tabs'}` : '';
+      li.title = `${label}${me ? ' (you)' : ''}${tabs}`;
       li.setAttribute('aria-label', li.title);
       const avatar = document.createElement('span');
       avatar.className = 'avatar';
       avatar.setAttribute('aria-hidden', 'true');
-      avatar.textContent = u.user.slice(0, 1).toUpperCase();
-      avatar.style.backgroundColor = colourOf(u.user);
+      avatar.textContent = viaLink ? '↗' : u.user.slice(0, 1).toUpperCase();
+      avatar.style.backgroundColor = viaLink ? '#5b6677' : colourOf(u.user);
       const name = document.createElement('span');
       name.className = 'presence-name';
       name.setAttribute('aria-hidden', 'true');
-      name.textContent = me ? `${u.user} (you)` : u.user;
+      name.textContent = me ? `${label} (you)` : label;
       li.append(avatar, name);
       if (u.clients.length > 1) {
         const badge = document.createElement('span');
@@ -775,6 +997,358 @@ function announce(text) {
 }
 
 // ---------------------------------------------------------------------------
+// The Share dialog (SPEC §10; the owner's alone)
+// ---------------------------------------------------------------------------
+
+const share = { layoutId: null, access: null, newLink: null };
+
+function shareError(text = '') {
+  $('#share-error').textContent = text;
+}
+
+async function openShare() {
+  if (app.role !== 'owner' || !app.currentId) return;
+  const dlg = $('#share-dialog');
+  if (share.layoutId !== app.currentId) {
+    share.newLink = null;
+    share.access = null;
+  }
+  share.layoutId = app.currentId;
+  $('#share-name').textContent = app.handle?.layout?.name || '';
+  shareError();
+  renderShare();
+  if (!dlg.open) dlg.showModal();
+  $('#share-user').focus();
+  await loadAccess();
+}
+
+function closeShare() {
+  const dlg = $('#share-dialog');
+  if (dlg.open) dlg.close();
+}
+
+async function loadAccess() {
+  const id = share.layoutId;
+  try {
+    const a = await rest('GET', `/dashboard/layouts/${encodeURIComponent(id)}/access`);
+    if (share.layoutId !== id) return;
+    share.access = a;
+    renderShare();
+  } catch (err) {
+    shareError(`Could not read who has access: ${err.message}`);
+  }
+}
+
+const roleName = (r) => (r === 'editor' ? 'Editor' : r === 'viewer' ? 'Viewer' : 'Owner');
+
+function formatDate(s) {
+  const d = new Date(s);
+  return Number.isNaN(d.getTime()) ? '' : d.toLocaleDateString('en-GB', { day: 'numeric', month: 'short', year: 'numeric' });
+}
+
+function renderShare() {
+  const a = share.access;
+  const ul = $('#share-members');
+  ul.setAttribute('aria-busy', a ? 'false' : 'true');
+  if (!a) {
+    ul.replaceChildren(el('li', 'muted', 'Loading…'));
+    $('#share-links').replaceChildren();
+    return;
+  }
+  const person = (user, role) => {
+    const li = document.createElement('li');
+    li.className = 'member';
+    li.dataset.user = user;
+    li.dataset.role = role;
+    const avatar = el('span', 'avatar', user.slice(0, 1).toUpperCase());
+    avatar.setAttribute('aria-hidden', 'true');
+    avatar.style.backgroundColor = colourOf(user);
+    li.append(avatar, el('span', 'member-name', user === app.user ? `${user} (you)` : user));
+    return li;
+  };
+  const owner = person(a.owner, 'owner');
+  owner.append(el('span', 'member-owner muted', 'Owner'));
+  const members = Object.entries(a.users || {})
+    .sort(([x], [y]) => x.localeCompare(y))
+    .map(([user, role]) => {
+      const li = person(user, role);
+      const sel = document.createElement('select');
+      sel.className = 'member-role';
+      sel.setAttribute('aria-label', `Role of ${user}`);
+      for (const r of ['viewer', 'editor']) {
+        const o = document.createElement('option');
+        o.value = r;
+        o.textContent = roleName(r);
+        sel.append(o);
+      }
+      sel.value = role;
+      sel.addEventListener('change', () => putAccess({ [user]: sel.value }, `${user} is now ${sel.value === 'viewer' ? 'a viewer' : 'an editor'}.`));
+      const rm = el('button', 'member-remove link', 'Remove');
+      rm.type = 'button';
+      rm.setAttribute('aria-label', `Remove ${user}`);
+      rm.addEventListener('click', () => putAccess({ [user]: null }, `${user} no longer has access.`));
+      li.append(sel, rm);
+      return li;
+    });
+  ul.replaceChildren(owner, ...members);
+  if (members.length === 0) ul.append(el('li', 'member-none muted', 'Nobody else yet.'));
+
+  const nl = share.newLink;
+  $('#share-link-new').hidden = !nl;
+  if (nl) $('#share-link-url').value = nl.url;
+  const links = (a.links || []).slice().sort((x, y) => (x.createdAt < y.createdAt ? 1 : -1));
+  $('#share-links').replaceChildren(
+    ...links.map((l) => {
+      const li = document.createElement('li');
+      li.className = 'link-item';
+      li.dataset.linkId = l.id;
+      const text = el('span', 'link-text');
+      text.append(el('strong', '', nl && nl.id === l.id ? 'New view-only link' : 'View-only link'), el('span', 'muted', ` · created ${formatDate(l.createdAt)} · expires ${formatDate(l.expiresAt)}`));
+      const rv = el('button', 'link-revoke link danger', 'Revoke');
+      rv.type = 'button';
+      rv.setAttribute('aria-label', `Revoke the link created ${formatDate(l.createdAt)}`);
+      rv.addEventListener('click', () => revokeLink(l.id));
+      li.append(text, rv);
+      return li;
+    }),
+  );
+  if (links.length === 0) $('#share-links').append(el('li', 'link-none muted', 'No links.'));
+}
+
+/** putAccess merges users into the access list (null removes one), based on the
+ * version shown: when someone changed it meanwhile, the list is read again. */
+async function putAccess(users, done) {
+  const id = share.layoutId;
+  shareError();
+  try {
+    const body = { users };
+    if (share.access && Number.isInteger(share.access.version)) body.version = share.access.version;
+    share.access = await rest('PUT', `/dashboard/layouts/${encodeURIComponent(id)}/access`, body);
+    renderShare();
+    if (done) announce(done);
+  } catch (err) {
+    if (err.status === 409) {
+      await loadAccess();
+      shareError('The access list changed meanwhile (another tab?): here it is as it is now. Try again.');
+    } else {
+      shareError(err.message);
+      renderShare(); // a refused role change puts the select back
+    }
+  }
+}
+
+$('#share-btn').addEventListener('click', () => openShare());
+$('#share-close').addEventListener('click', () => closeShare());
+
+$('#share-add-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const user = $('#share-user').value.trim();
+  const role = $('#share-role').value;
+  if (!user) return;
+  if (share.access && user === share.access.owner) {
+    shareError(`${user} owns this layout already.`);
+    return;
+  }
+  await putAccess({ [user]: role }, `${user} can now ${role === 'viewer' ? 'view' : 'edit'} this layout.`);
+  if (!$('#share-error').textContent) $('#share-user').value = '';
+});
+
+$('#share-link-form').addEventListener('submit', async (ev) => {
+  ev.preventDefault();
+  const id = share.layoutId;
+  shareError();
+  try {
+    const l = await rest('POST', `/dashboard/layouts/${encodeURIComponent(id)}/links`, { role: 'viewer', ttlSeconds: Number($('#share-link-ttl').value) });
+    share.newLink = { id: l.id, url: linkURL(l.token) };
+    renderShare();
+    $('#share-link-url').select();
+    await loadAccess();
+  } catch (err) {
+    shareError(`Could not create a link: ${err.message}`);
+  }
+});
+
+/** linkURL is the address of the link page: the token alone (the server's `hello`
+ * names the link's layout). */
+function linkURL(token) {
+  const u = new URL('/', location.href);
+  u.searchParams.set('link', token);
+  return u.toString();
+}
+
+$('#share-link-copy').addEventListener('click', async () => {
+  const input = $('#share-link-url');
+  const btn = $('#share-link-copy');
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(input.value);
+    ok = true;
+  } catch {
+    input.select();
+    try {
+      ok = document.execCommand('copy');
+    } catch {
+      ok = false;
+    }
+  }
+  btn.textContent = ok ? 'Copied' : 'Press Ctrl+C';
+  input.select();
+  setTimeout(() => {
+    btn.textContent = 'Copy';
+  }, 2000);
+});
+
+async function revokeLink(linkId) {
+  const id = share.layoutId;
+  shareError();
+  try {
+    await rest('DELETE', `/dashboard/layouts/${encodeURIComponent(id)}/links/${encodeURIComponent(linkId)}`);
+    if (share.newLink?.id === linkId) share.newLink = null;
+    announce('The link was revoked: screens showing it stop at once.');
+    await loadAccess();
+  } catch (err) {
+    shareError(`Could not revoke the link: ${err.message}`);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// The link page: /?link=<token> (SPEC §10)
+// ---------------------------------------------------------------------------
+
+/**
+ * startLink shows one layout through a link token: live, read only, with no toolbar,
+ * for a wall display. It calls only what a link may: GET of the layout (to check the
+ * link before connecting), GET of each widget placed on it, and the WebSocket
+ * (subscribe to the layout and its widgets, ping). The layout is the one the token
+ * names ("dsl_<layout id>_<link id>_<secret>"; the server checks it is the link's).
+ */
+async function startLink(token, layoutId) {
+  app.mode = 'link';
+  document.body.classList.add('kiosk');
+  $('#toolbar').hidden = true;
+  $('#signin').hidden = true;
+  $('#kiosk-badge').hidden = false;
+  const grid = $('#grid');
+  grid.dataset.mode = 'link';
+  grid.dataset.role = 'viewer';
+  layoutId = layoutId || layoutOfLinkToken(token);
+  if (!layoutId) return linkEnded('unauthorized');
+  const layoutPath = `/api/dashboard/layouts/${encodeURIComponent(layoutId)}`;
+  // The link's state, as the server sees it: 401 is a revoked, expired or unknown link.
+  const check = async () => {
+    const res = await fetch(layoutPath, { headers: { Authorization: `Bearer ${token}` }, cache: 'no-store' });
+    return res.status;
+  };
+  let status;
+  try {
+    status = await check();
+  } catch {
+    status = 0; // the server cannot be reached: the client retries
+  }
+  if (status === 401) return linkEnded('unauthorized');
+  if (status === 404 || status === 403) return linkEnded('not_found');
+
+  const ds = new DashSync({
+    url: '/api/ws',
+    token,
+    // A browser cannot tell a refused upgrade from a dropped one: after a failed
+    // attempt, ask REST whether the link still works before trying again.
+    checkToken: async () => {
+      const st = await check();
+      return st !== 401 && st !== 404 && st !== 403;
+    },
+  });
+  app.ds = ds;
+  window.dashsync = ds;
+  ds.on('state', (s) => {
+    const text = s === 'open' ? 'Live' : s === 'connecting' ? 'Connecting…' : 'Offline';
+    setConnection(s, text);
+    $('#kiosk-state').dataset.state = s;
+    $('#kiosk-state').textContent = text;
+  });
+  ds.on('ended', ({ reason }) => linkEnded(reason));
+  ds.on('error', (err) => console.warn('dashsync:', err));
+  ds.connect().catch(() => {});
+  app.currentId = layoutId;
+  grid.dataset.layoutId = layoutId;
+  ds.subscribeLayout(layoutId, {
+    onChange(layout) {
+      if (app.mode === 'link' && !ds.ended) renderLayout(layout);
+    },
+    onUnsubscribed({ reason }) {
+      // The server closes a revoked link's socket (4003) right after: the client then
+      // ends by itself. Should that close not come, stop here anyway.
+      linkEnded(reason, { close: false });
+      setTimeout(() => ds.ended || ds.close(), 5000);
+    },
+  })
+    .then((handle) => {
+      app.handle = handle;
+      renderLayout(handle.layout);
+    })
+    .catch((err) => {
+      if (!ds.ended) linkEnded(err.code === 'not_found' ? 'not_found' : err.code || 'revoked');
+    });
+  window.addEventListener('resize', () => app.handle && !ds.ended && fitKiosk(app.handle.layout));
+  setInterval(tick, 1000);
+}
+
+/** layoutOfLinkToken reads the layout id a link token names, "" if it names none:
+ * "dsl_<layout id>_<link id>_<secret>", the secret 43 characters of base64url. */
+function layoutOfLinkToken(token) {
+  const rest = token.startsWith('dsl_') ? token.slice(4, -44) : '';
+  const i = rest.lastIndexOf('_');
+  return i > 0 ? rest.slice(0, i) : '';
+}
+
+const LINK_ENDED = {
+  revoked: 'The owner revoked this link, or it has expired: ask them for a new one.',
+  expired: 'This link has expired: ask the layout’s owner for a new one.',
+  unauthorized: 'This link no longer works: it was revoked or has expired.',
+  deleted: 'The layout this link showed was deleted.',
+  not_found: 'The layout this link names does not exist (any more).',
+};
+
+/** linkEnded replaces the link page's layout with a notice saying why it stopped. */
+function linkEnded(reason, { close = true } = {}) {
+  const box = $('#link-ended');
+  if (!box.hidden && box.dataset.reason) return;
+  box.dataset.reason = reason;
+  $('#link-ended-text').textContent = LINK_ENDED[reason] || LINK_ENDED.revoked;
+  box.hidden = false;
+  for (const id of [...app.tiles.keys()]) removeTile(id);
+  $('#grid').hidden = true;
+  $('#grid').dataset.ready = 'false';
+  $('#empty').hidden = true;
+  $('#kiosk-badge').hidden = true;
+  setConnection('closed', 'Ended');
+  if (close && app.ds && !app.ds.ended) app.ds.close();
+}
+
+/** fitKiosk sizes the rows so that the whole layout fits the window's height. */
+function fitKiosk(layout) {
+  const rows = Math.max(1, ...Object.values(layout.items || {}).map((it) => it.y + it.h));
+  const grid = $('#grid');
+  const cs = getComputedStyle(grid);
+  const gap = parseFloat(cs.rowGap) || 0;
+  const main = document.querySelector('main');
+  const ms = getComputedStyle(main);
+  const avail = window.innerHeight - (parseFloat(ms.paddingTop) || 0) - (parseFloat(ms.paddingBottom) || 0);
+  const rowH = Math.floor((avail - gap * (rows - 1)) / rows);
+  grid.style.setProperty('--row-h', `${clamp(rowH, 40, 240)}px`);
+}
+
+$('#kiosk-fullscreen').addEventListener('click', () => toggleFullscreen());
+document.addEventListener('keydown', (ev) => {
+  if (app.mode === 'link' && (ev.key === 'f' || ev.key === 'F') && !ev.ctrlKey && !ev.metaKey && !ev.altKey) toggleFullscreen();
+});
+
+function toggleFullscreen() {
+  if (document.fullscreenElement) document.exitFullscreen?.().catch(() => {});
+  else document.documentElement.requestFullscreen?.().catch(() => {});
+}
+
+// ---------------------------------------------------------------------------
 // Widget data
 // ---------------------------------------------------------------------------
 
@@ -803,7 +1377,7 @@ function tick() {
   for (const [id, tile] of app.tiles) {
     const w = app.widgets.get(id);
     if (tile.dataset.type === 'clock') renderClock(tile);
-    if (!FETCHED(w) || app.ds.state !== 'open') continue;
+    if (!FETCHED(w) || app.ds.state !== 'open' || !mayRefresh()) continue;
     const period = Math.max(1, w.source.refreshSeconds || 60) * 1000;
     const last = Math.max(app.data.get(id)?.at || 0, app.refreshAsked.get(id) || 0);
     if (now - last > period * 1.5 + 1000) askRefresh(id);

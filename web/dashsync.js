@@ -21,7 +21,13 @@
 //   expires, and a new token before reconnecting after close code 4001/4003;
 // - keeps each subscribed layout as a LayoutDoc: the confirmed state (the last version
 //   the server sent) plus a queue of pending local edits shown on top of it at once
-//   (optimistic co-editing; see LayoutDoc for the exact rules).
+//   (optimistic co-editing; see LayoutDoc for the exact rules);
+// - knows the caller's role on each layout (SPEC §10: `subscribed`, then `access`),
+//   refuses edits a viewer may not make without sending them, and forgets a layout or
+//   widget the server ended (`unsubscribed` with reason revoked or deleted), so it is
+//   never resubscribed;
+// - with a link token (`dsl_…`), treats the server's close 4003 (the link was revoked,
+//   or its layout deleted) and 4001 (it expired) as the end: no reconnect.
 //
 // The pure parts (parseFrame, backoffDelay, applyOps, pathsOverlap, LayoutDoc) are
 // exported for tests and for clients that bring their own transport.
@@ -483,6 +489,16 @@ export class LayoutDoc {
     for (const e of this.pending) if (e.state === 'sent') e.state = 'queued';
   }
 
+  /** rejectQueued rejects the edits not sent yet (the role no longer allows them); the
+   * one in flight is left to the server's answer. */
+  rejectQueued(err) {
+    const queued = this.pending.filter((e) => e.state === 'queued' || e.state === 'queued-retry');
+    if (queued.length === 0) return;
+    this.pending = this.pending.filter((e) => !queued.includes(e));
+    for (const e of queued) e._reject(err);
+    this._recompute('failed');
+  }
+
   /** discard rejects every unsettled edit (the layout was deleted or unsubscribed). */
   discard(err) {
     for (const e of [...this.pending, ...this._landed.values()]) e._reject(err);
@@ -583,6 +599,20 @@ const CLOSE_TOKEN_EXPIRED = 4001;
 const CLOSE_FORBIDDEN = 4003;
 const CLOSE_PING_TIMEOUT = 4000;
 
+/** The roles of SPEC §10, least first. */
+export const ROLES = Object.freeze(['viewer', 'editor', 'owner']);
+
+/** canEdit reports whether a role may edit a layout (SPEC §10: editor and owner). A
+ * role not known yet (null) is let through: the server decides. */
+export function canEdit(role) {
+  return role !== 'viewer';
+}
+
+/** isLinkToken reports whether a token has the form of a link token (SPEC §10). */
+export function isLinkToken(token) {
+  return typeof token === 'string' && token.startsWith('dsl_');
+}
+
 /**
  * DashSync is a connection to a dashsync server that survives reconnects.
  *
@@ -597,6 +627,11 @@ const CLOSE_PING_TIMEOUT = 4000;
  *   function (conflict) → 'drop' | 'retry'; `maxRetries` (3).
  * - `pingIntervalMs` (25000; 0: off), `pingTimeoutMs` (10000): a ping without answer
  *   closes the connection and reconnects. `tokenRefreshMarginMs` (60000).
+ * - `checkToken`: an async function (token) → false when the token is no longer good
+ *   (a REST call answering 401, say). A browser cannot see why an upgrade failed (a 401
+ *   looks like any dropped connection), so after an attempt that closed before `hello`
+ *   the client asks it before trying again; false ends the client (`ended`, reason
+ *   'unauthorized') instead of retrying forever. A throw counts as "still good".
  * - For tests and other runtimes: `WebSocket`, `setTimeout`, `clearTimeout`, `now`,
  *   `random`, `newEditId`.
  *
@@ -604,7 +639,11 @@ const CLOSE_PING_TIMEOUT = 4000;
  * `reconnect` {attempt, delayMs}, `close` {code, reason}, `layout` {layoutId, layout,
  * version, cause}, `presence` {layoutId, users, counts}, `conflict` (see LayoutDoc),
  * `data` {widgetId, data}, `widget` {widgetId, widget}, `user` (a user-channel event
- * message), `token` {exp}, `error` (a DashSyncError or Error), `message` (every message).
+ * message), `token` {exp}, `error` (a DashSyncError or Error), `message` (every message),
+ * `access` {layoutId, role, previous} (the caller's role on a layout changed),
+ * `unsubscribed` {channel, layoutId | widgetId, reason} (the server ended a
+ * subscription: 'revoked' or 'deleted'), `ended` {reason, code} (the client stopped
+ * for good on the server's word: a link revoked, expired, or refused).
  */
 export class DashSync {
   constructor(opts = {}) {
@@ -621,14 +660,18 @@ export class DashSync {
     this._clearTimeout = opts.clearTimeout ?? ((t) => globalThis.clearTimeout(t));
     this._now = opts.now ?? (() => Date.now());
     this._newEditId = opts.newEditId ?? uuid;
+    this.checkToken = opts.checkToken ?? null;
     this.backoff = new Backoff(opts.reconnect, opts.random ?? Math.random);
 
     /** state is 'closed', 'connecting' or 'open' (a hello arrived). */
     this.state = 'closed';
     /** clientId is this connection's id (from hello); null while not open. */
     this.clientId = null;
-    /** user is the signed-in user (from hello). */
+    /** user is the signed-in user (from hello); "link:<id>" on a link connection. */
     this.user = null;
+    /** ended is {reason, code} once the client stopped for good on the server's word
+     * (reason 'revoked', 'deleted', 'expired' or 'unauthorized'); null until then. */
+    this.ended = null;
 
     this._ws = null;
     this._wanted = false;
@@ -642,6 +685,14 @@ export class DashSync {
     this._userSub = null; // {handlers, subscribed}
     this._timers = { reconnect: null, ping: null, token: null, edits: new Map() };
     this._openWaiters = [];
+    this._helloOnSocket = false; // the current socket said hello
+    this._failedAttempts = 0; // attempts closed before hello since the last hello
+    this._lastEndReason = null; // reason of the last `unsubscribed` of a layout (links)
+  }
+
+  /** isLink reports whether this client connects with a link token (SPEC §10). */
+  get isLink() {
+    return isLinkToken(this.token) || (typeof this.user === 'string' && this.user.startsWith('link:'));
   }
 
   // -- events ---------------------------------------------------------------
@@ -679,6 +730,7 @@ export class DashSync {
   /** connect opens the connection (and keeps it open until close()). It resolves once
    * the server said hello; a failed attempt is retried with back-off, so it waits. */
   connect() {
+    if (this.ended) return Promise.reject(new DashSyncError('closed', `the client ended: ${this.ended.reason}`));
     this._wanted = true;
     if (this.state === 'open') return Promise.resolve(this);
     const p = new Promise((resolve, reject) => this._openWaiters.push({ resolve, reject }));
@@ -721,7 +773,22 @@ export class DashSync {
       }
     }
     if (attempt !== this._attempt || !this._wanted) return;
+    if (this.checkToken && this._failedAttempts > 0) {
+      // The last attempt failed before hello: a refused token looks just like that.
+      let good = true;
+      try {
+        good = (await this.checkToken(this.token)) !== false;
+      } catch {
+        good = true;
+      }
+      if (attempt !== this._attempt || !this._wanted) return;
+      if (!good) {
+        this._end('unauthorized', 0);
+        return;
+      }
+    }
     let ws;
+    this._helloOnSocket = false;
     try {
       ws = new this._WebSocket(this._socketURL());
     } catch (err) {
@@ -789,7 +856,13 @@ export class DashSync {
     }
     for (const w of this._widgets.values()) w.subscribed = w.subscribing = false;
     if (this._userSub) this._userSub.subscribed = false;
+    if (!this._helloOnSocket) this._failedAttempts++;
     this._emit('close', { code, reason });
+    if (this._wanted && this.isLink && (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_FORBIDDEN)) {
+      // A link cannot be renewed: reconnecting would only be refused (401), forever.
+      this._end(code === CLOSE_TOKEN_EXPIRED ? 'expired' : this._lastEndReason || 'revoked', code);
+      return;
+    }
     if (code === CLOSE_TOKEN_EXPIRED || code === CLOSE_FORBIDDEN) {
       if (!this.getToken) {
         this._wanted = false;
@@ -803,6 +876,17 @@ export class DashSync {
       return;
     }
     this._scheduleReconnect();
+  }
+
+  // _end stops the client for good on the server's word: no reconnect, state closed,
+  // the `ended` event. Subscriptions are kept as they were (nothing more will arrive).
+  _end(reason, code) {
+    this._wanted = false;
+    this._clearTimer('reconnect');
+    this.ended = { reason, code };
+    this._setState('closed');
+    for (const w of this._openWaiters.splice(0)) w.reject(new DashSyncError('closed', `the client ended: ${reason}`));
+    this._emit('ended', { reason, code });
   }
 
   _scheduleReconnect() {
@@ -880,6 +964,12 @@ export class DashSync {
         if (this._userSub) for (const h of [...this._userSub.handlers]) callHandler(h, 'onEvent', m, this);
         this._emit('user', m);
         return;
+      case 'access':
+        this._onAccess(m);
+        return;
+      case 'unsubscribed':
+        this._onUnsubscribed(m);
+        return;
       case 'error':
         this._emit('error', errorFromReply(m.error));
         return;
@@ -891,10 +981,12 @@ export class DashSync {
   _onHello(m) {
     this.clientId = m.client;
     this.user = m.user;
+    this._helloOnSocket = true;
+    this._failedAttempts = 0;
     this.backoff.reset();
     this._freshToken = false;
     this._setState('open');
-    this._emit('hello', { client: m.client, user: m.user });
+    this._emit('hello', { client: m.client, user: m.user, layout: m.layout });
     this._schedulePing();
     this._scheduleTokenRefresh();
     if (this._userSub) this._subscribeUserNow();
@@ -1029,8 +1121,12 @@ export class DashSync {
   /**
    * subscribeLayout subscribes to layout:<id> and keeps the layout in step, across
    * reconnects (resuming with since). handlers: onChange(layout, info), onPresence(users,
-   * counts), onConflict(conflict), onError(err). It resolves with a handle: {id, layout,
-   * version, pending, presence, edit(ops, opts), unsubscribe()} once the layout arrived.
+   * counts), onConflict(conflict), onError(err), onRole(role, {previous}) when the
+   * caller's role changes, onUnsubscribed({layoutId, reason}) when the server ends the
+   * subscription (reason 'revoked' or 'deleted'; the layout is then forgotten, its
+   * unsettled edits rejected, and it is not resubscribed after a reconnect). It resolves
+   * with a handle: {id, layout, version, pending, presence, role, ended, canEdit,
+   * edit(ops, opts), unsubscribe()} once the layout arrived.
    */
   subscribeLayout(id, handlers = {}) {
     let entry = this._layouts.get(id);
@@ -1044,6 +1140,8 @@ export class DashSync {
         subscribing: false,
         closing: false,
         waiters: [],
+        role: null, // the caller's role (SPEC §10), from `subscribed` and `access`
+        ended: null, // the server's reason when it ended the subscription
       };
       entry.doc = new LayoutDoc(id, {
         onConflict: this.onConflict,
@@ -1094,6 +1192,19 @@ export class DashSync {
       get presence() {
         return presenceList(entry);
       },
+      /** role is the caller's role on the layout: 'owner', 'editor', 'viewer' (null
+       * until the server said). */
+      get role() {
+        return entry.role;
+      },
+      /** ended is the server's reason ('revoked', 'deleted') once it ended the
+       * subscription, else null. */
+      get ended() {
+        return entry.ended;
+      },
+      get canEdit() {
+        return !entry.ended && canEdit(entry.role);
+      },
       edit: (ops, opts) => ds.edit(entry.id, ops, opts),
       unsubscribe: (handlers) => ds.unsubscribeLayout(entry.id, handlers),
     };
@@ -1139,6 +1250,7 @@ export class DashSync {
           return null;
         }
         entry.subscribed = true;
+        if (m.role) this._setRole(entry, m.role);
         this._setPresence(entry, m.presence);
         for (const w of entry.waiters.splice(0)) w.resolve(entry.handle);
         this._flushEdits(entry);
@@ -1194,6 +1306,65 @@ export class DashSync {
     this._maybeRelease(entry);
   }
 
+  // _setRole records the caller's role on a layout; a change (not the first role heard)
+  // is told to the handlers and as `access`. Down to viewer, the edits still queued here
+  // are rejected (forbidden) rather than sent to be refused one by one.
+  _setRole(entry, role) {
+    const previous = entry.role;
+    entry.role = role;
+    if (previous === role || previous == null) return;
+    if (!canEdit(role)) entry.doc.rejectQueued(new DashSyncError('forbidden', `the ${role} role may not edit this layout`));
+    for (const h of [...entry.handlers]) callHandler(h, 'onRole', role, this, { previous });
+    this._emit('access', { layoutId: entry.id, role, previous });
+    this._maybeRelease(entry);
+  }
+
+  _onAccess(m) {
+    const entry = this._layouts.get(channelId(m.channel, 'layout'));
+    if (entry && m.role) this._setRole(entry, m.role);
+  }
+
+  // _onUnsubscribed handles the server ending a subscription (SPEC §10: access removed,
+  // a link revoked, the layout deleted). The channel is forgotten, so nothing
+  // resubscribes it after a reconnect.
+  _onUnsubscribed(m) {
+    const reason = m.reason || 'revoked';
+    const layoutId = channelId(m.channel, 'layout');
+    if (layoutId) {
+      this._lastEndReason = reason;
+      const entry = this._layouts.get(layoutId);
+      if (entry) {
+        this._layouts.delete(layoutId);
+        entry.ended = reason;
+        entry.subscribed = entry.subscribing = false;
+        const t = this._timers.edits.get(layoutId);
+        if (t) {
+          this._clearTimeout(t);
+          this._timers.edits.delete(layoutId);
+        }
+        const err = new DashSyncError(reason, reason === 'deleted' ? `layout ${layoutId} was deleted` : `access to layout ${layoutId} was removed`);
+        entry.doc.discard(err);
+        for (const w of entry.waiters.splice(0)) w.reject(err);
+        for (const h of [...entry.handlers]) callHandler(h, 'onUnsubscribed', { layoutId, reason }, this);
+      }
+      this._emit('unsubscribed', { channel: m.channel, layoutId, reason });
+      return;
+    }
+    const widgetId = channelId(m.channel, 'widget');
+    if (widgetId) {
+      const w = this._widgets.get(widgetId);
+      if (w) {
+        this._widgets.delete(widgetId);
+        for (const x of w.waiters.splice(0)) x.resolve(null);
+        for (const h of [...w.handlers]) callHandler(h, 'onUnsubscribed', { widgetId, reason }, this);
+      }
+      this._emit('unsubscribed', { channel: m.channel, widgetId, reason });
+      return;
+    }
+    if (m.channel === 'user' && this._userSub) this._userSub.subscribed = false;
+    this._emit('unsubscribed', { channel: m.channel, reason });
+  }
+
   _onDocEvent(entry, type, payload) {
     if (type === 'change') {
       for (const h of [...entry.handlers]) callHandler(h, 'onChange', payload.layout, this, payload);
@@ -1220,6 +1391,10 @@ export class DashSync {
   edit(layoutId, ops, opts = {}) {
     const entry = this._layouts.get(layoutId);
     if (!entry || !entry.doc.confirmed) return this._editUnmanaged(layoutId, ops, opts);
+    if (!canEdit(entry.role)) {
+      // A viewer's edit would only be refused: it is neither shown nor sent.
+      return Promise.reject(new DashSyncError('forbidden', `the ${entry.role} role may not edit this layout`));
+    }
     let e;
     try {
       e = entry.doc.localEdit(ops, opts);
@@ -1326,7 +1501,9 @@ export class DashSync {
    * subscribeWidget subscribes to widget:<id> (once, however many handlers) and calls
    * handler with each widget data object ({widgetId, data, fetchedAt, expiresAt, stale})
    * as it arrives, resubscribing after reconnects. handler is a function (data) or an
-   * object {onData, onWidget}. It resolves with the data at hand (null when none).
+   * object {onData, onWidget, onUnsubscribed}: onUnsubscribed({widgetId, reason}) when
+   * the server ends the subscription (access to its layout removed), after which it is
+   * not resubscribed. It resolves with the data at hand (null when none).
    */
   subscribeWidget(id, handler) {
     let w = this._widgets.get(id);
