@@ -46,8 +46,8 @@ func TestMain(m *testing.M) {
 // waitLimit bounds every wait for a condition in these tests.
 const waitLimit = 30 * time.Second
 
-// owner is the user every test acts as: layouts are not shared between users yet, so
-// all the tabs of one layout are its owner's.
+// owner is the user who owns every layout these tests make, and the one most tests
+// act as; sharing_test.go shares layouts with other users and links (SPEC §10).
 const owner = "alice"
 
 // clusterOptions configure newCluster.
@@ -59,6 +59,8 @@ type clusterOptions struct {
 	DatabaseURL string
 	// Hub adjusts both hubs' configuration.
 	Hub func(*hub.Config)
+	// Retention is the op log retention of both instances (0: the default).
+	Retention int
 }
 
 // cluster is two dashsync instances sharing one Postgres database and one Redis.
@@ -83,7 +85,7 @@ func newCluster(t testing.TB, o clusterOptions) cluster {
 	instance := func() *testenv.Server {
 		br, pr, check := testenv.RedisWithCheck(t, o.RedisURL, prefix)
 		return testenv.New(t, testenv.Options{Backend: "postgres", Store: openPostgres(t, o.DatabaseURL),
-			Broker: br, Presence: pr, Hub: o.Hub,
+			Broker: br, Presence: pr, Hub: o.Hub, Retention: o.Retention,
 			API: func(c *api.Config) { c.Checks = append(c.Checks, check) }})
 	}
 	return cluster{a: instance(), b: instance()}

@@ -10,9 +10,11 @@ package hub
 // loss makes the hub read it again.
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -134,7 +136,14 @@ func (h *Hub) applyAccess(n accessNotice) {
 func (h *Hub) recheck(c *conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	for _, ch := range c.channels() {
+	// Widget channels first: once the client reads `access` (or `unsubscribed`) for a
+	// layout, the roles kept with its widget subscriptions are current, so a refresh
+	// it sends next is judged by the new role.
+	chs := c.channels()
+	slices.SortStableFunc(chs, func(a, b *channel) int {
+		return cmp.Compare(boolInt(a.kind == kindLayout), boolInt(b.kind == kindLayout))
+	})
+	for _, ch := range chs {
 		had := ch.roleOf(c)
 		if had == dsync.RoleOwner || ch.kind == kindUser {
 			continue // an owner's access never changes; deletion ends it
@@ -167,6 +176,13 @@ func (h *Hub) recheck(c *conn) {
 			}
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // connsWhere returns this instance's connections that match.

@@ -65,18 +65,30 @@ type Tab struct {
 // once subscribed (Subscribe, or Subscribed with a reply got otherwise).
 func Dial(t testing.TB, s *testenv.Server, user, layoutID, name string, o Options) *Tab {
 	t.Helper()
+	return DialToken(t, s, testenv.Token(t, user), layoutID, name, o)
+}
+
+// DialToken is Dial with a bearer token: a link's, say (SPEC §10).
+func DialToken(t testing.TB, s *testenv.Server, token, layoutID, name string, o Options) *Tab {
+	t.Helper()
 	if o.Wait == 0 {
 		o.Wait = DefaultWait
 	}
 	tb := &Tab{Name: name, Channel: "layout:" + layoutID, wait: o.Wait, keepLate: o.KeepLate, changed: make(chan struct{}, 1)}
-	tb.Conn = s.Dial(t, user, tb.receive)
+	tb.Conn = s.DialToken(t, token, tb.receive)
 	return tb
 }
 
 // Open dials and subscribes to layoutID, starting from the snapshot.
 func Open(t testing.TB, s *testenv.Server, user, layoutID, name string, o Options) *Tab {
 	t.Helper()
-	tb := Dial(t, s, user, layoutID, name, o)
+	return OpenToken(t, s, testenv.Token(t, user), layoutID, name, o)
+}
+
+// OpenToken is Open with a bearer token: a link's, say (SPEC §10).
+func OpenToken(t testing.TB, s *testenv.Server, token, layoutID, name string, o Options) *Tab {
+	t.Helper()
+	tb := DialToken(t, s, token, layoutID, name, o)
 	if r := tb.Subscribe(t, nil); r.Reset || len(r.Snapshot) == 0 {
 		t.Fatalf("%s: subscribe without since: got %s, want a snapshot", name, r.Raw)
 	}

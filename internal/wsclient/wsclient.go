@@ -44,6 +44,10 @@ type Msg struct {
 	Joined json.RawMessage `json:"joined"`
 	Left   json.RawMessage `json:"left"`
 	Exp    string          `json:"exp"`
+	// Role is a subscriber's role on a layout (`subscribed`, `access`, layout.shared).
+	Role string `json:"role"`
+	// Reason says why the server ended a subscription (`unsubscribed`).
+	Reason string `json:"reason"`
 
 	// Raw is the message as received.
 	Raw []byte `json:"-"`
