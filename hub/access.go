@@ -50,6 +50,10 @@ type accessWork struct {
 	queue    chan accessNotice
 	overflow atomic.Bool
 	wake     chan struct{}
+	// applied counts the notices (and full rechecks) begun: a subscribe that read its
+	// role before one began and joined after may hold a role it changed, and reads it
+	// again (conn.settle).
+	applied atomic.Uint64
 }
 
 func newAccessWork() *accessWork {
@@ -87,10 +91,12 @@ func (h *Hub) runAccess() {
 		case <-h.stop:
 			return
 		case n := <-h.access.queue:
+			h.access.applied.Add(1)
 			h.applyAccess(n)
 		case <-h.access.wake:
 		}
 		if h.access.overflow.Swap(false) {
+			h.access.applied.Add(1)
 			for _, c := range h.connsWhere(func(*conn) bool { return true }) {
 				h.recheck(c)
 			}
@@ -167,6 +173,12 @@ func (h *Hub) recheck(c *conn) {
 				}
 			}
 			c.drop(ch.name, reason)
+			if dsync.IsLink(c.uid) {
+				// A link reads one layout: without it, the link is revoked, expired or
+				// gone (found after a lost notice), and its socket ends as when told.
+				c.closeFor(dsync.CodeForbidden, "the link no longer reads its layout", true)
+				return
+			}
 		case err != nil:
 			h.log.Warn("access recheck failed", "client", c.id, "channel", ch.name, "err", err)
 		case now != had:
@@ -183,6 +195,14 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// settle reads c's access again if an access notice began since epoch (taken
+// before its subscribe read the role it joined with).
+func (c *conn) settle(epoch uint64) {
+	if c.h.access.applied.Load() != epoch {
+		c.h.recheck(c)
+	}
 }
 
 // connsWhere returns this instance's connections that match.

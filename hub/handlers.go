@@ -28,6 +28,9 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 	if n >= c.h.cfg.MaxSubscriptions {
 		return dsync.Invalid("channel", "max", strconv.Itoa(c.h.cfg.MaxSubscriptions), "at most %d subscriptions per connection", c.h.cfg.MaxSubscriptions)
 	}
+	// An access notice applied between the role's read and the join would miss this
+	// subscription: settle reads it again then.
+	epoch := c.h.access.applied.Load()
 	switch kind {
 	case kindLayout:
 		// Access first, so a layout one may not read never creates channel state.
@@ -35,7 +38,11 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 		if err != nil {
 			return err
 		}
-		return c.subscribeLayout(ctx, m, id, role)
+		if err := c.subscribeLayout(ctx, m, id, role); err != nil {
+			return err
+		}
+		c.settle(epoch)
+		return nil
 	case kindWidget:
 		w, role, err := c.h.svc.WidgetWithRole(ctx, c.uid, id)
 		if err != nil {
@@ -56,6 +63,7 @@ func (c *conn) subscribe(ctx context.Context, m inbound) error {
 			}
 		}
 		c.reply(outbound{ID: m.ID, Type: "subscribed", Channel: m.Channel, Data: &data})
+		c.settle(epoch)
 		return nil
 	default:
 		if dsync.IsLink(c.uid) {
