@@ -236,3 +236,37 @@ func TestRateLimit_LimiterFailureFailsOpen(t *testing.T) {
 		t.Fatalf("want dashsync_http_rate_limiter_errors_total 6 (a REST and an edit check per PATCH) in /metrics; got:\n%s", m.body)
 	}
 }
+
+// A link's requests spend a budget of its own (SPEC §10: rate limits for a link count
+// per link): one link's burst spent, another link of the same layout and the owner
+// still have theirs.
+func TestRateLimit_EachLinkHasItsOwnRESTBudget(t *testing.T) {
+	t.Parallel()
+	testlimit.ForEachBackend(t, func(t *testing.T, newLimiter func() ratelimit.Limiter) {
+		s, _ := limitedServer(t, testenv.Options{}, newLimiter(), ratelimit.Limits{REST: ratelimit.Limit{Rate: tiny, Burst: 3}})
+		l := seedLayout(t, s, "alice")
+		var links []string
+		for range 2 {
+			lk, err := s.Service.CreateLink(context.Background(), "alice", l.ID, dsync.RoleViewer, dsync.DefaultLinkSeconds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			links = append(links, lk.Token)
+		}
+		path := "/api/dashboard/layouts/" + l.ID
+		for i := range 3 {
+			if st, b := s.RESTToken(t, links[0], "GET", path, nil); st != http.StatusOK {
+				t.Fatalf("link 1, read %d of its burst of 3: status %d: %s", i+1, st, b)
+			}
+		}
+		if st, b := s.RESTToken(t, links[0], "GET", path, nil); st != http.StatusTooManyRequests {
+			t.Fatalf("link 1, a 4th read: status %d, want 429: %s", st, b)
+		}
+		if st, b := s.RESTToken(t, links[1], "GET", path, nil); st != http.StatusOK {
+			t.Fatalf("link 2 after link 1 spent its burst: status %d, want 200: %s", st, b)
+		}
+		if st, b := s.REST(t, "alice", "GET", path, nil); st != http.StatusOK {
+			t.Fatalf("the owner after link 1 spent its burst: status %d, want 200: %s", st, b)
+		}
+	})
+}
