@@ -14,187 +14,24 @@ package cluster_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/coder/websocket"
-
-	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/testenv"
 	"github.com/dashsync/dashsync/internal/testpresence"
+	"github.com/dashsync/dashsync/internal/testshare"
 	"github.com/dashsync/dashsync/internal/testtab"
 	"github.com/dashsync/dashsync/internal/wsclient"
 	dsync "github.com/dashsync/dashsync/sync"
 	"github.com/dashsync/dashsync/wire"
 )
 
-// pushOnly keeps both sweepers out of the way: everything a socket is told must have
-// been pushed.
-func pushOnly(c *hub.Config) { c.SweepInterval = time.Hour }
-
-// restOK sends one REST request as user and fails t unless the status is want; it
-// returns the decoded body (nil when there is none).
-func restOK(t testing.TB, s *testenv.Server, user string, want int, method, path string, body any) map[string]any {
-	t.Helper()
-	status, b := s.REST(t, user, method, path, body)
-	if status != want {
-		t.Fatalf("%s %s as %s: got %d %s, want %d", method, path, user, status, b, want)
-	}
-	var out map[string]any
-	if len(strings.TrimSpace(string(b))) > 0 {
-		if err := json.Unmarshal(b, &out); err != nil {
-			t.Fatalf("%s %s: body %s: %v", method, path, b, err)
-		}
-	}
-	return out
-}
-
-// setAccess merges users into layoutID's access list as the owner, through s.
-func setAccess(t testing.TB, s *testenv.Server, layoutID string, users map[string]any) {
-	t.Helper()
-	restOK(t, s, owner, http.StatusOK, http.MethodPut, "/api/dashboard/layouts/"+layoutID+"/access", map[string]any{"users": users})
-}
-
-// newLink makes a viewer link to layoutID as the owner, through s, and returns its id
-// and token.
-func newLink(t testing.TB, s *testenv.Server, layoutID string) (id, token string) {
-	t.Helper()
-	l := restOK(t, s, owner, http.StatusCreated, http.MethodPost, "/api/dashboard/layouts/"+layoutID+"/links", map[string]any{"role": "viewer"})
-	id, _ = l["id"].(string)
-	token, _ = l["token"].(string)
-	if id == "" || token == "" {
-		t.Fatalf("POST …/links: got %v, want a link with an id and a token", l)
-	}
-	return id, token
-}
-
-// sock is one connection with the messages pushed to it.
-type sock struct {
-	name string
-	c    *wsclient.Client
-	box  *inbox
-}
-
-func dialSock(t testing.TB, s *testenv.Server, user, name string) *sock {
-	t.Helper()
-	return dialSockToken(t, s, testenv.Token(t, user), name)
-}
-
-func dialSockToken(t testing.TB, s *testenv.Server, token, name string) *sock {
-	t.Helper()
-	k := &sock{name: name, box: &inbox{}}
-	k.c = s.DialToken(t, token, k.box.add)
-	return k
-}
-
-// subscribe subscribes to channel and fails t unless the reply is `subscribed` (with
-// role, when role is not empty).
-func (k *sock) subscribe(t testing.TB, channel, role string) wsclient.Msg {
-	t.Helper()
-	r := req(t, k.c, map[string]any{"type": "subscribe", "channel": channel})
-	if r.Type != "subscribed" || r.Channel != channel || r.Role != role {
-		t.Fatalf("%s: subscribe %s: got %s, want subscribed with role %q", k.name, channel, r.Raw, role)
-	}
-	return r
-}
-
-// refused subscribes to channel and fails t unless the answer is an error with code.
-func (k *sock) refused(t testing.TB, channel, code string) {
-	t.Helper()
-	r := req(t, k.c, map[string]any{"type": "subscribe", "channel": channel})
-	if r.Type != "error" || r.Error == nil || r.Error.Code != code {
-		t.Fatalf("%s: subscribe %s: got %s, want an error %s", k.name, channel, r.Raw, code)
-	}
-}
-
-// await waits for a pushed message matching pred and returns the first, logging how
-// long after start it was read.
-func (k *sock) await(t testing.TB, start time.Time, what string, pred func(wsclient.Msg) bool) wsclient.Msg {
-	t.Helper()
-	m := k.box.waitFor(t, k.name+": "+what, pred)
-	t.Logf("%s: %s %v after the change began", k.name, what, m.At.Sub(start).Round(time.Microsecond))
-	return m
-}
-
-// closed waits for the connection to close and fails t unless the server closed it
-// with code.
-func (k *sock) closed(t testing.TB, start time.Time, code websocket.StatusCode) {
-	t.Helper()
-	select {
-	case <-k.c.Done():
-	case <-time.After(waitLimit):
-		t.Fatalf("%s: still open %v after the change, want it closed with %d", k.name, waitLimit, code)
-	}
-	t.Logf("%s: closed %v after the change began", k.name, time.Since(start).Round(time.Microsecond))
-	if got := k.c.CloseStatus(); got != code {
-		t.Fatalf("%s: closed with %d (%v), want %d", k.name, got, k.c.Err(), code)
-	}
-}
-
-// notices are the pushed messages of the kinds sharing causes, in the order received.
-func (k *sock) notices() []wsclient.Msg {
-	var out []wsclient.Msg
-	for _, m := range k.box.all() {
-		if m.Type == "access" || m.Type == "unsubscribed" || (m.Type == "event" && (m.Event == "layout.shared" || m.Event == "layout.unshared")) {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
-func isMsg(typ, channel string) func(wsclient.Msg) bool {
-	return func(m wsclient.Msg) bool { return m.Type == typ && m.Channel == channel }
-}
-
-func isEvent(name string) func(wsclient.Msg) bool {
-	return func(m wsclient.Msg) bool { return m.Type == "event" && m.Event == name }
-}
-
-// wantExactly fails t unless m, decoded, is want: no field more, none less.
-func wantExactly(t testing.TB, who string, m wsclient.Msg, want map[string]any) {
-	t.Helper()
-	var got map[string]any
-	if err := json.Unmarshal(m.Raw, &got); err != nil {
-		t.Fatalf("%s: %v in %s", who, err, m.Raw)
-	}
-	b, _ := json.Marshal(want)
-	var w map[string]any
-	_ = json.Unmarshal(b, &w)
-	if !reflect.DeepEqual(got, w) {
-		t.Errorf("%s: got %s, want %s", who, m.Raw, b)
-	}
-}
-
-func accessMsg(layoutID, role string) map[string]any {
-	return map[string]any{"type": "access", "channel": "layout:" + layoutID, "role": role}
-}
-
-func unsubscribedMsg(channel, reason string) map[string]any {
-	return map[string]any{"type": "unsubscribed", "channel": channel, "reason": reason}
-}
-
-func unsharedMsg(layoutID string) map[string]any {
-	return map[string]any{"type": "event", "channel": "user", "event": "layout.unshared", "layout": map[string]any{"id": layoutID}}
-}
-
-// sharedMsg is the layout.shared event user should get for layoutID: the summary
-// their list of shared layouts has for it (read through s), and their role.
-func sharedMsg(t testing.TB, s *testenv.Server, user, layoutID string) map[string]any {
-	t.Helper()
-	for _, l := range restOK(t, s, user, http.StatusOK, http.MethodGet, "/api/dashboard/layouts?include=shared", nil)["layouts"].([]any) {
-		if m := l.(map[string]any); m["id"] == layoutID {
-			return map[string]any{"type": "event", "channel": "user", "event": "layout.shared", "layout": m, "role": m["role"]}
-		}
-	}
-	t.Fatalf("%s's layouts (include=shared) do not list %s", user, layoutID)
-	return nil
-}
+// sockOptions are the options of every socket in these tests: each wait bounded by
+// waitLimit.
+var sockOptions = testshare.Options{Wait: waitLimit}
 
 // TestClusterSharing_AccessChangesReachTheMembersSocketsOnBothInstances: access
 // changed through A reaches bob's sockets on B (and on A): his `user` channel gets
@@ -204,32 +41,33 @@ func sharedMsg(t testing.TB, s *testenv.Server, user, layoutID string) map[strin
 // not_found on either instance.
 func TestClusterSharing_AccessChangesReachTheMembersSocketsOnBothInstances(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{Hub: pushOnly})
+	c := newCluster(t, clusterOptions{Hub: testshare.PushOnly})
 	l, ws := seed(t, c.a, 2)
 	lch, wch := "layout:"+l.ID, "widget:"+ws[0]
-	onB := dialSock(t, c.b, "bob", "bob's user channel on B")
-	onB.subscribe(t, "user", "")
+	onB := testshare.Dial(t, c.b, "bob", "bob's user channel on B", sockOptions)
+	onB.SubscribeAs(t, "user", "")
 
 	start := time.Now()
-	setAccess(t, c.a, l.ID, map[string]any{"bob": "viewer"})
-	wantExactly(t, onB.name, onB.await(t, start, "layout.shared", isEvent("layout.shared")), sharedMsg(t, c.b, "bob", l.ID))
+	testshare.SetAccess(t, c.a, owner, l.ID, map[string]any{"bob": "viewer"})
+	testshare.WantExactly(t, onB.Name, onB.Await(t, start, "layout.shared", testshare.IsEvent("layout.shared")),
+		testshare.SharedMsg(t, c.b, "bob", l.ID))
 
-	tabs := []*sock{dialSock(t, c.b, "bob", "bob's tab on B"), dialSock(t, c.a, "bob", "bob's tab on A")}
+	tabs := []*testshare.Sock{testshare.Dial(t, c.b, "bob", "bob's tab on B", sockOptions),
+		testshare.Dial(t, c.a, "bob", "bob's tab on A", sockOptions)}
 	for _, k := range tabs {
-		k.subscribe(t, lch, "viewer")
-		k.subscribe(t, wch, "")
+		k.SubscribeAs(t, lch, "viewer")
+		k.SubscribeAs(t, wch, "")
 	}
 
 	for i, role := range []string{"editor", "viewer"} {
 		start := time.Now()
-		setAccess(t, c.a, l.ID, map[string]any{"bob": role})
+		testshare.SetAccess(t, c.a, owner, l.ID, map[string]any{"bob": role})
 		for _, k := range tabs {
-			m := k.await(t, start, "access "+role, func(m wsclient.Msg) bool { return m.Type == "access" && m.Role == role })
-			wantExactly(t, k.name, m, accessMsg(l.ID, role))
+			k.AwaitAccess(t, start, l.ID, role)
 		}
 		events := func() []wsclient.Msg {
 			var out []wsclient.Msg
-			for _, m := range onB.notices() {
+			for _, m := range onB.Notices() {
 				if m.Event == "layout.shared" {
 					out = append(out, m)
 				}
@@ -237,22 +75,22 @@ func TestClusterSharing_AccessChangesReachTheMembersSocketsOnBothInstances(t *te
 			return out
 		}
 		eventually(t, "layout.shared for the new role on B", func() bool { return len(events()) >= i+2 })
-		t.Logf("%s: layout.shared %s %v after the change began", onB.name, role, events()[i+1].At.Sub(start).Round(time.Microsecond))
-		wantExactly(t, onB.name, events()[i+1], sharedMsg(t, c.b, "bob", l.ID))
+		t.Logf("%s: layout.shared %s %v after the change began", onB.Name, role, events()[i+1].At.Sub(start).Round(time.Microsecond))
+		testshare.WantExactly(t, onB.Name, events()[i+1], testshare.SharedMsg(t, c.b, "bob", l.ID))
 	}
 
 	start = time.Now()
-	setAccess(t, c.a, l.ID, map[string]any{"bob": nil})
+	testshare.SetAccess(t, c.a, owner, l.ID, map[string]any{"bob": nil})
 	for _, k := range tabs {
-		wantExactly(t, k.name, k.await(t, start, "unsubscribed from the layout", isMsg("unsubscribed", lch)), unsubscribedMsg(lch, "revoked"))
-		wantExactly(t, k.name, k.await(t, start, "unsubscribed from the widget", isMsg("unsubscribed", wch)), unsubscribedMsg(wch, "revoked"))
-		k.refused(t, lch, "not_found")
-		k.refused(t, wch, "not_found")
-		if got := k.notices(); len(got) != 4 {
-			t.Errorf("%s: got %d sharing messages, want two access and two unsubscribed", k.name, len(got))
+		k.AwaitUnsubscribed(t, start, "unsubscribed from the layout", lch, "revoked")
+		k.AwaitUnsubscribed(t, start, "unsubscribed from the widget", wch, "revoked")
+		k.Refused(t, lch, "not_found")
+		k.Refused(t, wch, "not_found")
+		if got := k.Notices(); len(got) != 4 {
+			t.Errorf("%s: got %d sharing messages, want two access and two unsubscribed", k.Name, len(got))
 		}
 	}
-	wantExactly(t, onB.name, onB.await(t, start, "layout.unshared", isEvent("layout.unshared")), unsharedMsg(l.ID))
+	onB.AwaitUnshared(t, start, l.ID)
 }
 
 // TestClusterSharing_RevokedLinkIsClosed4003OnBothInstances: a link revoked through A
@@ -260,31 +98,25 @@ func TestClusterSharing_AccessChangesReachTheMembersSocketsOnBothInstances(t *te
 // their channels and then closed with 4003; another link's socket on B stays.
 func TestClusterSharing_RevokedLinkIsClosed4003OnBothInstances(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{Hub: pushOnly})
+	c := newCluster(t, clusterOptions{Hub: testshare.PushOnly})
 	l, ws := seed(t, c.a, 2)
 	lch, wch := "layout:"+l.ID, "widget:"+ws[0]
-	revoked, token := newLink(t, c.a, l.ID)
-	_, kept := newLink(t, c.b, l.ID)
+	revoked, token := testshare.NewLink(t, c.a, owner, l.ID)
+	_, kept := testshare.NewLink(t, c.b, owner, l.ID)
 
-	links := []*sock{dialSockToken(t, c.b, token, "revoked link on B"), dialSockToken(t, c.a, token, "revoked link on A")}
+	links := []*testshare.Sock{testshare.DialToken(t, c.b, token, "revoked link on B", sockOptions),
+		testshare.DialToken(t, c.a, token, "revoked link on A", sockOptions)}
 	for _, k := range links {
-		k.subscribe(t, lch, "viewer")
-		k.subscribe(t, wch, "")
+		k.SubscribeAs(t, lch, "viewer")
+		k.SubscribeAs(t, wch, "")
 	}
-	other := dialSockToken(t, c.b, kept, "other link on B")
-	other.subscribe(t, lch, "viewer")
+	other := testshare.DialToken(t, c.b, kept, "other link on B", sockOptions)
+	other.SubscribeAs(t, lch, "viewer")
 
 	start := time.Now()
-	restOK(t, c.a, owner, http.StatusNoContent, http.MethodDelete, "/api/dashboard/layouts/"+l.ID+"/links/"+revoked, nil)
+	testshare.MustREST(t, c.a, owner, http.StatusNoContent, http.MethodDelete, "/api/dashboard/layouts/"+l.ID+"/links/"+revoked, nil)
 	for _, k := range links {
-		k.closed(t, start, wire.CloseForbidden)
-		got := k.notices()
-		slices.SortFunc(got, func(a, b wsclient.Msg) int { return strings.Compare(a.Channel, b.Channel) })
-		if len(got) != 2 {
-			t.Fatalf("%s: before the close got %d sharing messages, want unsubscribed from %s and %s", k.name, len(got), lch, wch)
-		}
-		wantExactly(t, k.name, got[0], unsubscribedMsg(lch, "revoked"))
-		wantExactly(t, k.name, got[1], unsubscribedMsg(wch, "revoked"))
+		k.ClosedUnsubscribed(t, start, wire.CloseForbidden, "revoked", lch, wch)
 	}
 	if status, b := c.b.RESTToken(t, token, http.MethodGet, "/api/dashboard/layouts/"+l.ID, nil); status != http.StatusUnauthorized {
 		t.Errorf("GET the layout on B with the revoked token: got %d %s, want 401", status, b)
@@ -296,9 +128,9 @@ func TestClusterSharing_RevokedLinkIsClosed4003OnBothInstances(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("PATCH on A: got %d %s", status, b)
 	}
-	other.await(t, start, "the next op", isMsg("op", lch))
-	if got := other.notices(); len(got) != 0 {
-		t.Errorf("%s: got %d sharing messages, want none", other.name, len(got))
+	other.Await(t, start, "the next op", testshare.IsMsg("op", lch))
+	if got := other.Notices(); len(got) != 0 {
+		t.Errorf("%s: got %d sharing messages, want none", other.Name, len(got))
 	}
 }
 
@@ -308,34 +140,36 @@ func TestClusterSharing_RevokedLinkIsClosed4003OnBothInstances(t *testing.T) {
 // layout.unshared.
 func TestClusterSharing_DeletionUnsubscribesEverySubscriberOnBothInstances(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{Hub: pushOnly})
+	c := newCluster(t, clusterOptions{Hub: testshare.PushOnly})
 	l, _ := seed(t, c.a, 1)
 	seed(t, c.a, 0) // a second layout: the last one cannot be deleted
 	lch := "layout:" + l.ID
-	setAccess(t, c.a, l.ID, map[string]any{"bob": "editor", "carol": "viewer"})
-	_, token := newLink(t, c.a, l.ID)
+	testshare.SetAccess(t, c.a, owner, l.ID, map[string]any{"bob": "editor", "carol": "viewer"})
+	_, token := testshare.NewLink(t, c.a, owner, l.ID)
 
-	subs := []*sock{dialSock(t, c.b, owner, "owner on B"), dialSock(t, c.b, "bob", "editor on B"),
-		dialSock(t, c.b, "carol", "viewer on B"), dialSockToken(t, c.b, token, "link on B"),
-		dialSock(t, c.a, "carol", "viewer on A"), dialSockToken(t, c.a, token, "link on A")}
+	subs := []*testshare.Sock{testshare.Dial(t, c.b, owner, "owner on B", sockOptions),
+		testshare.Dial(t, c.b, "bob", "editor on B", sockOptions),
+		testshare.Dial(t, c.b, "carol", "viewer on B", sockOptions), testshare.DialToken(t, c.b, token, "link on B", sockOptions),
+		testshare.Dial(t, c.a, "carol", "viewer on A", sockOptions), testshare.DialToken(t, c.a, token, "link on A", sockOptions)}
 	for i, role := range []string{"owner", "editor", "viewer", "viewer", "viewer", "viewer"} {
-		subs[i].subscribe(t, lch, role)
+		subs[i].SubscribeAs(t, lch, role)
 	}
-	members := []*sock{dialSock(t, c.b, "bob", "bob's user channel on B"), dialSock(t, c.b, "carol", "carol's user channel on B")}
+	members := []*testshare.Sock{testshare.Dial(t, c.b, "bob", "bob's user channel on B", sockOptions),
+		testshare.Dial(t, c.b, "carol", "carol's user channel on B", sockOptions)}
 	for _, k := range members {
-		k.subscribe(t, "user", "")
+		k.SubscribeAs(t, "user", "")
 	}
 
 	start := time.Now()
-	restOK(t, c.a, owner, http.StatusNoContent, http.MethodDelete, "/api/dashboard/layouts/"+l.ID, nil)
+	testshare.MustREST(t, c.a, owner, http.StatusNoContent, http.MethodDelete, "/api/dashboard/layouts/"+l.ID, nil)
 	for _, k := range subs {
-		wantExactly(t, k.name, k.await(t, start, "unsubscribed", isMsg("unsubscribed", lch)), unsubscribedMsg(lch, "deleted"))
+		k.AwaitUnsubscribed(t, start, "unsubscribed", lch, "deleted")
 	}
 	for _, k := range members {
-		wantExactly(t, k.name, k.await(t, start, "layout.unshared", isEvent("layout.unshared")), unsharedMsg(l.ID))
+		k.AwaitUnshared(t, start, l.ID)
 	}
 	for _, k := range subs[:3] {
-		k.refused(t, lch, "not_found")
+		k.Refused(t, lch, "not_found")
 	}
 }
 
@@ -345,54 +179,44 @@ func TestClusterSharing_DeletionUnsubscribesEverySubscriberOnBothInstances(t *te
 // they see her.
 func TestClusterSharing_RolesAndPresenceAcrossAccountsAndInstances(t *testing.T) {
 	t.Parallel()
-	c := newCluster(t, clusterOptions{Hub: pushOnly})
+	c := newCluster(t, clusterOptions{Hub: testshare.PushOnly})
 	l, _ := seed(t, c.a, 1)
 	ch := "layout:" + l.ID
-	setAccess(t, c.a, l.ID, map[string]any{"bob": "editor", "carol": "viewer"})
-	linkID, token := newLink(t, c.a, l.ID)
+	testshare.SetAccess(t, c.a, owner, l.ID, map[string]any{"bob": "editor", "carol": "viewer"})
+	linkID, token := testshare.NewLink(t, c.a, owner, l.ID)
 	linkUser := dsync.LinkUserPrefix + linkID
 
-	alice := dialSock(t, c.a, owner, "alice on A")
-	alice.subscribe(t, ch, "owner")
-	bob := dialSock(t, c.b, "bob", "bob on B")
-	r := bob.subscribe(t, ch, "editor")
-	carol := dialSock(t, c.a, "carol", "carol on A")
-	carol.subscribe(t, ch, "viewer")
-	link := dialSockToken(t, c.b, token, "link on B")
-	if link.c.Hello.User != linkUser {
-		t.Errorf("link's hello: got %s, want user %s", link.c.Hello.Raw, linkUser)
+	alice := testshare.Dial(t, c.a, owner, "alice on A", sockOptions)
+	alice.SubscribeAs(t, ch, "owner")
+	bob := testshare.Dial(t, c.b, "bob", "bob on B", sockOptions)
+	r := bob.SubscribeAs(t, ch, "editor")
+	carol := testshare.Dial(t, c.a, "carol", "carol on A", sockOptions)
+	carol.SubscribeAs(t, ch, "viewer")
+	link := testshare.DialToken(t, c.b, token, "link on B", sockOptions)
+	if link.C.Hello.User != linkUser {
+		t.Errorf("link's hello: got %s, want user %s", link.C.Hello.Raw, linkUser)
 	}
-	lr := link.subscribe(t, ch, "viewer")
+	lr := link.SubscribeAs(t, ch, "viewer")
 
 	var p []testpresence.User
 	if err := json.Unmarshal(r.Presence, &p); err != nil || !slices.ContainsFunc(p, func(u testpresence.User) bool {
-		return u.User == owner && slices.Contains(u.Clients, alice.c.Hello.Client)
+		return u.User == owner && slices.Contains(u.Clients, alice.C.Hello.Client)
 	}) {
 		t.Errorf("bob's subscribed.presence on B: got %s, want it to list alice's tab on A", r.Presence)
 	}
 	if err := json.Unmarshal(lr.Presence, &p); err != nil {
 		t.Fatal(err)
 	}
-	want := []testpresence.User{{User: owner, Clients: []string{alice.c.Hello.Client}}, {User: "bob", Clients: []string{bob.c.Hello.Client}},
-		{User: "carol", Clients: []string{carol.c.Hello.Client}}, {User: linkUser, Clients: []string{link.c.Hello.Client}}}
+	want := []testpresence.User{{User: owner, Clients: []string{alice.C.Hello.Client}}, {User: "bob", Clients: []string{bob.C.Hello.Client}},
+		{User: "carol", Clients: []string{carol.C.Hello.Client}}, {User: linkUser, Clients: []string{link.C.Hello.Client}}}
 	if !equalPresence(p, want) {
 		t.Errorf("the link's subscribed.presence on B: got %+v, want %+v", p, want)
 	}
 
-	joined := func(k *sock, e testpresence.Entry) {
-		t.Helper()
-		k.box.waitFor(t, fmt.Sprintf("%s: presence joined %s", k.name, e.User), func(m wsclient.Msg) bool {
-			if m.Type != "presence" || m.Channel != ch {
-				return false
-			}
-			j, _ := testpresence.Changes(t, m)
-			return slices.Contains(j, e)
-		})
-	}
-	joined(alice, testpresence.Entry{User: "bob", Client: bob.c.Hello.Client})
-	joined(alice, testpresence.Entry{User: linkUser, Client: link.c.Hello.Client})
-	joined(bob, testpresence.Entry{User: "carol", Client: carol.c.Hello.Client})
-	joined(bob, testpresence.Entry{User: linkUser, Client: link.c.Hello.Client})
+	alice.AwaitJoined(t, ch, testpresence.Entry{User: "bob", Client: bob.C.Hello.Client})
+	alice.AwaitJoined(t, ch, testpresence.Entry{User: linkUser, Client: link.C.Hello.Client})
+	bob.AwaitJoined(t, ch, testpresence.Entry{User: "carol", Client: carol.C.Hello.Client})
+	bob.AwaitJoined(t, ch, testpresence.Entry{User: linkUser, Client: link.C.Hello.Client})
 }
 
 // TestClusterSharing_OwnerAndEditorCoEditAcrossInstances: alice (the owner) on A and
@@ -404,10 +228,10 @@ func TestClusterSharing_RolesAndPresenceAcrossAccountsAndInstances(t *testing.T)
 func TestClusterSharing_OwnerAndEditorCoEditAcrossInstances(t *testing.T) {
 	t.Parallel()
 	// 1,001 versions: the op log keeps them all, so that checkRun reads every one.
-	c := newCluster(t, clusterOptions{Hub: pushOnly, Retention: 2000})
+	c := newCluster(t, clusterOptions{Hub: testshare.PushOnly, Retention: 2000})
 	l, ws := seed(t, c.a, 3)
-	setAccess(t, c.a, l.ID, map[string]any{"bob": "editor", "carol": "viewer"})
-	_, token := newLink(t, c.b, l.ID)
+	testshare.SetAccess(t, c.a, owner, l.ID, map[string]any{"bob": "editor", "carol": "viewer"})
+	_, token := testshare.NewLink(t, c.b, owner, l.ID)
 
 	tab := func(s *testenv.Server, user, name string) *testtab.Tab {
 		t.Helper()

@@ -163,4 +163,3 @@ func restJSON(t *testing.T, s *testenv.Server, user string, want int, method, pa
 		}
 	}
 }
-
