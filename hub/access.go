@@ -140,6 +140,10 @@ func (h *Hub) applyAccess(n accessNotice) {
 // ending those it lost ("revoked", or "deleted" when the layout is gone) and telling
 // it of a changed role on a layout.
 func (h *Hub) recheck(c *conn) {
+	// One at a time per connection (the access worker's and a subscribe's settle), so
+	// a change is told once.
+	c.rechecking.Lock()
+	defer c.rechecking.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Widget channels first: once the client reads `access` (or `unsubscribed`) for a
@@ -149,6 +153,14 @@ func (h *Hub) recheck(c *conn) {
 	slices.SortStableFunc(chs, func(a, b *channel) int {
 		return cmp.Compare(boolInt(a.kind == kindLayout), boolInt(b.kind == kindLayout))
 	})
+	lost := false
+	defer func() {
+		if lost && dsync.IsLink(c.uid) {
+			// A link reads one layout: without it, the link is revoked, expired or
+			// gone (found after a lost notice), and its socket ends as when told.
+			c.closeFor(dsync.CodeForbidden, "the link no longer reads its layout", true)
+		}
+	}()
 	for _, ch := range chs {
 		had := ch.roleOf(c)
 		if had == dsync.RoleOwner || ch.kind == kindUser {
@@ -173,12 +185,7 @@ func (h *Hub) recheck(c *conn) {
 				}
 			}
 			c.drop(ch.name, reason)
-			if dsync.IsLink(c.uid) {
-				// A link reads one layout: without it, the link is revoked, expired or
-				// gone (found after a lost notice), and its socket ends as when told.
-				c.closeFor(dsync.CodeForbidden, "the link no longer reads its layout", true)
-				return
-			}
+			lost = true
 		case err != nil:
 			h.log.Warn("access recheck failed", "client", c.id, "channel", ch.name, "err", err)
 		case now != had:

@@ -23,6 +23,8 @@ type conn struct {
 	uid string // the user; an `auth` for another user is refused, so it never changes
 	// linkLayout is the layout a link's connection may read ("" for a user).
 	linkLayout string
+	// rechecking serialises the re-reads of the connection's access (access.go).
+	rechecking sync.Mutex
 
 	queue sendQueue
 	// written is closed when the writer has performed the closing handshake.
