@@ -97,7 +97,10 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 		if err != nil || a.Version != 2 || len(a.Users) != 1 || a.Users["bob"] != dsync.RoleViewer {
 			t.Fatalf("merge at version 1: %+v, %v; want version 2 with bob a viewer", a, err)
 		}
-		de := wantCode(t, func() error { _, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"dave": role(dsync.RoleViewer)}, &v); return err }(), dsync.CodeVersionConflict)
+		de := wantCode(t, func() error {
+			_, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"dave": role(dsync.RoleViewer)}, &v)
+			return err
+		}(), dsync.CodeVersionConflict)
 		if cur, ok := de.Current.(dsync.AccessView); !ok || cur.Version != 2 {
 			t.Errorf("stale version's current = %#v, want the access list at version 2", de.Current)
 		}
