@@ -3,7 +3,9 @@ package sync_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
+	gosync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -59,7 +61,8 @@ func TestPermits_IsTheMatrixOfSpec10(t *testing.T) {
 // moves.
 type sharingFixture struct {
 	fixture
-	now *atomic.Int64 // unix nanoseconds
+	now    *atomic.Int64 // unix nanoseconds
+	events *accessEvents
 }
 
 func newSharingFixture(t *testing.T, st dsync.Store) sharingFixture {
@@ -67,8 +70,32 @@ func newSharingFixture(t *testing.T, st dsync.Store) sharingFixture {
 	now := &atomic.Int64{}
 	now.Store(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano())
 	f := newFixture(t, st, 0)
-	f.svc = dsync.NewService(st, dsync.Options{Now: func() time.Time { return time.Unix(0, now.Load()) }})
-	return sharingFixture{fixture: f, now: now}
+	ev := &accessEvents{}
+	f.svc = dsync.NewService(st, dsync.Options{Now: func() time.Time { return time.Unix(0, now.Load()) }, Announcer: ev})
+	return sharingFixture{fixture: f, now: now, events: ev}
+}
+
+// accessEvents keeps the AccessChanged events announced, as "user=role".
+type accessEvents struct {
+	mu  gosync.Mutex
+	got []string
+}
+
+func (a *accessEvents) Announce(_ context.Context, ev dsync.Event) {
+	if c, ok := ev.(dsync.AccessChanged); ok {
+		a.mu.Lock()
+		a.got = append(a.got, c.User+"="+string(c.Role))
+		a.mu.Unlock()
+	}
+}
+
+// take returns the events announced since the last take.
+func (a *accessEvents) take() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := a.got
+	a.got = nil
+	return out
 }
 
 func role(r dsync.Role) *dsync.Role { return &r }
@@ -92,10 +119,17 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 		if _, err := f.svc.Layout(ctx, "dave", id); dsync.ErrorCode(err) != dsync.CodeNotFound {
 			t.Errorf("dave reads: %v, want not_found", err)
 		}
+		if got := f.events.take(); !slices.Equal(got, []string{"bob=editor", "carol=viewer"}) {
+			t.Errorf("events of the first share: %v, want bob=editor, carol=viewer", got)
+		}
 		v := int64(1)
-		a, err = f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"carol": nil, "bob": role(dsync.RoleViewer)}, &v)
+		a, err = f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"carol": nil, "bob": role(dsync.RoleViewer), "dave": nil}, &v)
 		if err != nil || a.Version != 2 || len(a.Users) != 1 || a.Users["bob"] != dsync.RoleViewer {
 			t.Fatalf("merge at version 1: %+v, %v; want version 2 with bob a viewer", a, err)
+		}
+		// One event per user whose role changed, none for dave (never a member).
+		if got := f.events.take(); !slices.Equal(got, []string{"bob=viewer", "carol="}) {
+			t.Errorf("events of the merge: %v, want bob=viewer, carol= (removed)", got)
 		}
 		de := wantCode(t, func() error {
 			_, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"dave": role(dsync.RoleViewer)}, &v)
@@ -107,6 +141,9 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 		if a, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"bob": role(dsync.RoleViewer), "zed": nil}, nil); err != nil || a.Version != 2 {
 			t.Errorf("a merge that changes nothing: %+v, %v; want version 2 still", a, err)
 		}
+		if got := f.events.take(); len(got) != 0 {
+			t.Errorf("events of a merge that changes nothing: %v, want none", got)
+		}
 		for _, users := range map[string]map[string]*dsync.Role{
 			"the owner":    {"alice": role(dsync.RoleViewer)},
 			"a link's id":  {"link:x": role(dsync.RoleViewer)},
@@ -117,6 +154,13 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 		} {
 			_, err := f.svc.UpdateAccess(ctx, "alice", id, users, nil)
 			wantCode(t, err, dsync.CodeValidation)
+		}
+		long := strings.Repeat("é", dsync.MaxUserLen) // the longest id, in characters
+		if a, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{long: role(dsync.RoleViewer)}, nil); err != nil || a.Users[long] != dsync.RoleViewer {
+			t.Fatalf("a user id of %d characters: %+v, %v; want it listed", dsync.MaxUserLen, a, err)
+		}
+		if _, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{long: nil}, nil); err != nil {
+			t.Fatal(err)
 		}
 		many := map[string]*dsync.Role{}
 		for i := range dsync.MaxMembers - 1 {
