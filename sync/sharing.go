@@ -143,12 +143,6 @@ func (s *Service) liveLink(ctx context.Context, r Reader, id string) (Link, erro
 	return lk, nil
 }
 
-// RoleOf returns who's role on layout id and whether who is a link, or not_found.
-func (s *Service) RoleOf(ctx context.Context, who, id string) (Role, error) {
-	_, role, err := s.open(ctx, s.store, who, id, ActRead)
-	return role, err
-}
-
 // LayoutWithRole is Layout with who's role on it.
 func (s *Service) LayoutWithRole(ctx context.Context, who, id string) (Layout, Role, error) {
 	return s.open(ctx, s.store, who, id, ActRead)
