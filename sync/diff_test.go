@@ -71,18 +71,30 @@ func TestDiffWidget_NamesExactlyWhatChangedAndReplaysToTheOther(t *testing.T) {
 	}
 }
 
-// recorder is an Announcer that keeps the versions of the layout commits it is told.
+// recorder is an Announcer that keeps every event it is told, in order; take returns
+// those of one type announced since the last take, each as key makes it.
 type recorder struct {
-	mu       gosync.Mutex
-	versions []int64
+	mu     gosync.Mutex
+	events []dsync.Event
 }
 
 func (r *recorder) Announce(_ context.Context, ev dsync.Event) {
-	if c, ok := ev.(dsync.LayoutCommitted); ok {
-		r.mu.Lock()
-		r.versions = append(r.versions, c.Change.Version)
-		r.mu.Unlock()
+	r.mu.Lock()
+	r.events = append(r.events, ev)
+	r.mu.Unlock()
+}
+
+func take[E dsync.Event, K any](r *recorder, key func(E) K) []K {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []K
+	for _, ev := range r.events {
+		if e, ok := ev.(E); ok {
+			out = append(out, key(e))
+		}
 	}
+	r.events = nil
+	return out
 }
 
 // TestRetention_TrimsTheLogAndStillAnnouncesEveryCommit: past the retention, each
@@ -99,9 +111,7 @@ func TestRetention_TrimsTheLogAndStillAnnouncesEveryCommit(t *testing.T) {
 				t.Fatalf("edit %d: %v", i+1, err)
 			}
 		}
-		rec.mu.Lock()
-		got := slices.Clone(rec.versions)
-		rec.mu.Unlock()
+		got := take(rec, func(c dsync.LayoutCommitted) int64 { return c.Change.Version })
 		if !slices.Equal(got, []int64{2, 3, 4, 5, 6, 7}) {
 			t.Errorf("announced versions %v, want 2…7", got)
 		}

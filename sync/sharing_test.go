@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	gosync "sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,7 +61,7 @@ func TestPermits_IsTheMatrixOfSpec10(t *testing.T) {
 type sharingFixture struct {
 	fixture
 	now    *atomic.Int64 // unix nanoseconds
-	events *accessEvents
+	events *recorder
 }
 
 func newSharingFixture(t *testing.T, st dsync.Store) sharingFixture {
@@ -70,32 +69,15 @@ func newSharingFixture(t *testing.T, st dsync.Store) sharingFixture {
 	now := &atomic.Int64{}
 	now.Store(time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC).UnixNano())
 	f := newFixture(t, st, 0)
-	ev := &accessEvents{}
+	ev := &recorder{}
 	f.svc = dsync.NewService(st, dsync.Options{Now: func() time.Time { return time.Unix(0, now.Load()) }, Announcer: ev})
 	return sharingFixture{fixture: f, now: now, events: ev}
 }
 
-// accessEvents keeps the AccessChanged events announced, as "user=role".
-type accessEvents struct {
-	mu  gosync.Mutex
-	got []string
-}
-
-func (a *accessEvents) Announce(_ context.Context, ev dsync.Event) {
-	if c, ok := ev.(dsync.AccessChanged); ok {
-		a.mu.Lock()
-		a.got = append(a.got, c.User+"="+string(c.Role))
-		a.mu.Unlock()
-	}
-}
-
-// take returns the events announced since the last take.
-func (a *accessEvents) take() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := a.got
-	a.got = nil
-	return out
+// accessEvents returns the AccessChanged events announced since the last call, as
+// "user=role".
+func (f sharingFixture) accessEvents() []string {
+	return take(f.events, func(c dsync.AccessChanged) string { return c.User + "=" + string(c.Role) })
 }
 
 func role(r dsync.Role) *dsync.Role { return &r }
@@ -119,7 +101,7 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 		if _, err := f.svc.Layout(ctx, "dave", id); dsync.ErrorCode(err) != dsync.CodeNotFound {
 			t.Errorf("dave reads: %v, want not_found", err)
 		}
-		if got := f.events.take(); !slices.Equal(got, []string{"bob=editor", "carol=viewer"}) {
+		if got := f.accessEvents(); !slices.Equal(got, []string{"bob=editor", "carol=viewer"}) {
 			t.Errorf("events of the first share: %v, want bob=editor, carol=viewer", got)
 		}
 		v := int64(1)
@@ -128,7 +110,7 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 			t.Fatalf("merge at version 1: %+v, %v; want version 2 with bob a viewer", a, err)
 		}
 		// One event per user whose role changed, none for dave (never a member).
-		if got := f.events.take(); !slices.Equal(got, []string{"bob=viewer", "carol="}) {
+		if got := f.accessEvents(); !slices.Equal(got, []string{"bob=viewer", "carol="}) {
 			t.Errorf("events of the merge: %v, want bob=viewer, carol= (removed)", got)
 		}
 		de := wantCode(t, func() error {
@@ -141,7 +123,7 @@ func TestSharing_AccessListIsAMergeWithItsOwnVersion(t *testing.T) {
 		if a, err := f.svc.UpdateAccess(ctx, "alice", id, map[string]*dsync.Role{"bob": role(dsync.RoleViewer), "zed": nil}, nil); err != nil || a.Version != 2 {
 			t.Errorf("a merge that changes nothing: %+v, %v; want version 2 still", a, err)
 		}
-		if got := f.events.take(); len(got) != 0 {
+		if got := f.accessEvents(); len(got) != 0 {
 			t.Errorf("events of a merge that changes nothing: %v, want none", got)
 		}
 		for _, users := range map[string]map[string]*dsync.Role{
