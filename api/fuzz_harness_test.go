@@ -84,7 +84,6 @@ const (
 	fzMaxExpanded = 4 << 20         // bytes one expanded text may reach
 	fzSlow        = 5 * time.Second // an answer slower than this is unbounded work (SPEC §12)
 	fzHang        = 30 * time.Second
-	fzReplay      = 200 // changes of a layout's op log replayed by the store check
 )
 
 // fzCodes is the closed set of error codes (SPEC §4, §12) and the status of each.
@@ -1378,36 +1377,49 @@ func (r *fzRun) checkLayout(ctx context.Context, u fzUser, l dsync.Layout) {
 	if len(cs) == 0 || cs[len(cs)-1].Version != l.Version {
 		return
 	}
-	var newest dsync.Layout
-	if err := json.Unmarshal(cs[len(cs)-1].Doc, &newest); err != nil {
-		r.fail("%s: the document of version %d: %v", what, l.Version, err)
+	replayLog(r, what, cs, l, func(d dsync.Layout, ops []dsync.Op) (dsync.Layout, error) {
+		return dsync.ApplyLayoutOps(d, ops, true)
+	}, dsync.SameLayoutDoc)
+}
+
+// replayLog replays an op log from its oldest checkpoint (a row that carries the
+// document): each version's ops must apply to the one before, give the document of
+// every later checkpoint, and at the end the object as stored.
+func replayLog[D any](r *fzRun, what string, cs []dsync.Change, head D, apply func(D, []dsync.Op) (D, error), same func(a, b D) bool) {
+	start := 0
+	for start < len(cs) && cs[start].Doc == nil {
+		start++
+	}
+	if start == len(cs) {
+		r.fail("%s: no version of the op log carries the document", what)
 		return
 	}
-	if newest.Version != l.Version || !dsync.SameLayoutDoc(newest, l) {
-		r.fail("%s: version %d's document in the op log is %+v, the layout is %+v", what, l.Version, newest, l)
-	}
-	from := max(0, len(cs)-fzReplay)
-	var prev dsync.Layout
-	if err := json.Unmarshal(cs[from].Doc, &prev); err != nil {
-		r.fail("%s: the document of version %d: %v", what, cs[from].Version, err)
+	var doc D
+	if err := json.Unmarshal(cs[start].Doc, &doc); err != nil {
+		r.fail("%s: the document of version %d: %v", what, cs[start].Version, err)
 		return
 	}
-	for _, c := range cs[from+1:] {
-		next, err := dsync.ApplyLayoutOps(prev, c.Ops, true)
+	for _, c := range cs[start+1:] {
+		next, err := apply(doc, c.Ops)
 		if err != nil {
 			r.fail("%s: version %d's ops do not apply to version %d: %v", what, c.Version, c.Version-1, err)
 			return
 		}
-		var doc dsync.Layout
-		if err := json.Unmarshal(c.Doc, &doc); err != nil {
-			r.fail("%s: the document of version %d: %v", what, c.Version, err)
-			return
+		if c.Doc != nil {
+			var cp D
+			if err := json.Unmarshal(c.Doc, &cp); err != nil {
+				r.fail("%s: the document of version %d: %v", what, c.Version, err)
+				return
+			}
+			if !same(next, cp) {
+				r.fail("%s: version %d's ops replayed give %+v, its checkpoint is %+v", what, c.Version, next, cp)
+				return
+			}
 		}
-		if !dsync.SameLayoutDoc(next, doc) {
-			r.fail("%s: version %d's ops on version %d give %+v, its document is %+v", what, c.Version, c.Version-1, next, doc)
-			return
-		}
-		prev = doc
+		doc = next
+	}
+	if !same(doc, head) {
+		r.fail("%s: the op log replayed from version %d gives %+v, the store holds %+v", what, cs[start].Version, doc, head)
 	}
 }
 
@@ -1452,14 +1464,7 @@ func (r *fzRun) checkWidget(ctx context.Context, u fzUser, w dsync.Widget) {
 	if len(cs) == 0 || cs[len(cs)-1].Version != w.Version {
 		return
 	}
-	var newest dsync.Widget
-	if err := json.Unmarshal(cs[len(cs)-1].Doc, &newest); err != nil {
-		r.fail("%s: the document of version %d: %v", what, w.Version, err)
-		return
-	}
-	if newest.Version != w.Version || !dsync.SameWidgetDoc(newest, w) {
-		r.fail("%s: version %d's document in the op log is %+v, the widget is %+v", what, w.Version, newest, w)
-	}
+	replayLog(r, what, cs, w, dsync.ApplyWidgetOps, dsync.SameWidgetDoc)
 }
 
 // checkLog checks that an op log is contiguous and ends at the object's version.

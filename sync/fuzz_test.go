@@ -17,6 +17,10 @@ import (
 // are reached.
 const fuzzRetention = 20
 
+// fuzzCheckpoint is the fuzzed op log's checkpoint interval: small, so that most
+// reads of an old version replay ops, and trimming runs often.
+const fuzzCheckpoint = 6
+
 // ruleModel is the fuzz test's own record of the layout: every committed version's ops
 // and document, and the editIds committed, kept apart from the store so that the
 // store and the pipeline are checked against it.
@@ -120,26 +124,41 @@ func (m *ruleModel) commit(e dsync.Edit, doc dsync.Layout) {
 	}
 }
 
-// checkLog replays the kept op log from its oldest snapshot and compares it with the
-// stored layout and the model.
+// checkLog replays the kept op log from the checkpoint the oldest kept version
+// replays from, and compares it with the stored layout and the model: every kept
+// version is there, only checkpoints carry the document, and no more than one
+// checkpoint interval older than the kept history is left untrimmed.
 func checkLog(t *testing.T, st dsync.Store, m *ruleModel, stored dsync.Layout) {
 	t.Helper()
 	ctx := context.Background()
 	oldest := max(stored.Version-fuzzRetention+1, 1)
-	cs, err := st.LayoutChanges(ctx, stored.ID, oldest-1, stored.Version)
+	from := max(oldest-oldest%fuzzCheckpoint, 1)
+	all, err := st.LayoutChanges(ctx, stored.ID, 0, stored.Version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if int64(len(cs)) != stored.Version-oldest+1 {
-		t.Fatalf("the log keeps %d of versions %d…%d", len(cs), oldest, stored.Version)
+	if len(all) == 0 || all[0].Version > from || all[0].Version < from-2*fuzzCheckpoint {
+		t.Fatalf("the log starts at version %d; the kept history %d…%d replays from %d", all[0].Version, oldest, stored.Version, from)
+	}
+	var cs []dsync.Change
+	for _, c := range all {
+		if (c.Doc != nil) != (c.Version == 1 || c.Version%fuzzCheckpoint == 0) {
+			t.Fatalf("version %d: document kept %v, want only at checkpoints", c.Version, c.Doc != nil)
+		}
+		if c.Version >= from {
+			cs = append(cs, c)
+		}
+	}
+	if int64(len(cs)) != stored.Version-from+1 {
+		t.Fatalf("the log keeps %d of versions %d…%d", len(cs), from, stored.Version)
 	}
 	var doc dsync.Layout
 	if err := json.Unmarshal(cs[0].Doc, &doc); err != nil {
 		t.Fatal(err)
 	}
 	for i, c := range cs {
-		if c.Version != oldest+int64(i) {
-			t.Fatalf("the log has version %d where %d belongs", c.Version, oldest+int64(i))
+		if c.Version != from+int64(i) {
+			t.Fatalf("the log has version %d where %d belongs", c.Version, from+int64(i))
 		}
 		if i == 0 {
 			continue
@@ -202,7 +221,7 @@ func FuzzEditRule(f *testing.F) {
 		f.Add(s.ops, s.back, s.force, s.id)
 	}
 	st := openSQLite(f)
-	fx := newFixture(f, st, fuzzRetention)
+	fx := newFixtureWith(f, st, dsync.Options{Retention: fuzzRetention, CheckpointEvery: fuzzCheckpoint})
 	ctx := context.Background()
 	m := &ruleModel{head: fx.layout, ops: map[int64][]dsync.Op{}, editIDs: map[string]int64{}}
 	widgets := map[string]bool{fx.w1: true, fx.w2: true}

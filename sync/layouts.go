@@ -49,8 +49,8 @@ func (s *Service) layoutKind() kind[Layout] {
 			if err := t.UpdateLayout(ctx, l, c); err != nil {
 				return fmt.Errorf("commit layout %s: %w", l.ID, err)
 			}
-			if c.Version > s.retention {
-				if err := t.TrimLayoutChanges(ctx, l.ID, c.Version-s.retention); err != nil {
+			if upTo, ok := s.trimAfter(c.Version); ok {
+				if err := t.TrimLayoutChanges(ctx, l.ID, upTo); err != nil {
 					return err
 				}
 			}
@@ -263,7 +263,7 @@ func (s *Service) PutLayout(ctx context.Context, owner, id string, base int64, d
 }
 
 func (s *Service) putLayout(ctx context.Context, t *tx, owner, id string, base int64, doc LayoutDoc, e Edit) (Layout, Result, error) {
-	e, err := put(ctx, t, s.layoutKind(), owner, id, base, doc.over, e)
+	e, err := put(ctx, s, t, s.layoutKind(), owner, id, base, doc.over, e)
 	if err != nil {
 		return Layout{}, Result{}, err
 	}
@@ -416,6 +416,13 @@ func (s *Service) History(ctx context.Context, owner, id string, before int64, l
 	if err != nil {
 		return nil, 0, err
 	}
+	// The store may hold a few versions older than the kept history (see kept).
+	for n, c := range cs {
+		if !s.kept(c.Version, l.Version) {
+			cs = cs[:n]
+			break
+		}
+	}
 	var next int64
 	if len(cs) > limit {
 		cs = cs[:limit]
@@ -450,7 +457,7 @@ func (s *Service) Restore(ctx context.Context, owner, id string, v int64, author
 		if v < 1 || v > head.Version {
 			return Errorf(CodeNotFound, "layout %s has no version %d", id, v)
 		}
-		old, err := docAt(ctx, t, s.layoutKind(), head, v)
+		old, err := docAt(ctx, s, t, s.layoutKind(), head, v)
 		if err != nil {
 			if ErrorCode(err) == CodeVersionConflict {
 				return Errorf(CodeNotFound, "version %d of layout %s is no longer kept", v, id)
@@ -499,6 +506,9 @@ const changesPage = 64
 // log no longer keeps one, or the bytes ran out (a resume then answers a reset
 // snapshot, SPEC §12).
 func (s *Service) ChangesSince(ctx context.Context, layoutID string, after, upTo int64, maxBytes int) ([]Change, bool, error) {
+	if !s.kept(after+1, upTo) {
+		return nil, false, nil
+	}
 	var out []Change
 	size := 0
 	for from := after; from < upTo; from += changesPage {

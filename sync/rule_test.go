@@ -55,8 +55,14 @@ type fixture struct {
 
 func newFixture(t testing.TB, st dsync.Store, retention int) fixture {
 	t.Helper()
+	return newFixtureWith(t, st, dsync.Options{Retention: retention})
+}
+
+// newFixtureWith is newFixture with the service's options given.
+func newFixtureWith(t testing.TB, st dsync.Store, o dsync.Options) fixture {
+	t.Helper()
 	ctx := context.Background()
-	svc := dsync.NewService(st, dsync.Options{Retention: retention})
+	svc := dsync.NewService(st, o)
 	mk := func(title string) string {
 		w, err := svc.CreateWidget(ctx, "alice", dsync.WidgetDoc{Type: ptr("stat"), Title: &title,
 			Source: &dsync.Source{Kind: "static", Data: json.RawMessage(`{"value":1}`)}}, "alice")
@@ -259,8 +265,8 @@ func TestEditRule(t *testing.T) {
 	})
 }
 
-// assertLogMatches checks the op log has no gap up to l's version and its last
-// snapshot is l.
+// assertLogMatches checks the op log has no gap up to l's version and that,
+// replayed from its newest checkpoint, it gives l.
 func assertLogMatches(t *testing.T, st dsync.Store, l dsync.Layout) {
 	t.Helper()
 	cs, err := st.LayoutChanges(context.Background(), l.ID, 0, l.Version)
@@ -275,12 +281,23 @@ func assertLogMatches(t *testing.T, st dsync.Store, l dsync.Layout) {
 	if len(cs) == 0 || cs[len(cs)-1].Version != l.Version {
 		t.Fatalf("op log does not end at version %d", l.Version)
 	}
+	// Replayed from its newest checkpoint, the log gives the layout.
+	start := len(cs) - 1
+	for start > 0 && cs[start].Doc == nil {
+		start--
+	}
 	var last dsync.Layout
-	if err := json.Unmarshal(cs[len(cs)-1].Doc, &last); err != nil {
-		t.Fatal(err)
+	if err := json.Unmarshal(cs[start].Doc, &last); err != nil {
+		t.Fatalf("version %d: %v", cs[start].Version, err)
+	}
+	for _, c := range cs[start+1:] {
+		var err error
+		if last, err = dsync.ApplyLayoutOps(last, c.Ops, true); err != nil {
+			t.Fatalf("replaying version %d: %v", c.Version, err)
+		}
 	}
 	if !dsync.SameLayoutDoc(last, l) {
-		t.Fatalf("last snapshot %+v differs from the layout %+v", last, l)
+		t.Fatalf("the log replayed from version %d gives %+v, the layout is %+v", cs[start].Version, last, l)
 	}
 }
 

@@ -17,6 +17,13 @@ import (
 // DefaultRetention is how many versions of each layout and widget the op log keeps.
 const DefaultRetention = 1000
 
+// DefaultCheckpointEvery is how often a version of the op log carries the whole
+// document (a checkpoint): every version whose number is a multiple of it, and
+// version 1. Every other version keeps its ops alone; the document at a version is
+// the nearest checkpoint at or before it with at most DefaultCheckpointEvery-1
+// versions' ops replayed on top.
+const DefaultCheckpointEvery = 100
+
 // maxAttempts bounds how often one edit re-runs the rule after losing a
 // compare-and-swap; each loss means another edit committed, so this is only reached
 // under pathological contention.
@@ -40,6 +47,9 @@ type Options struct {
 	NewID func() string
 	// Retention is how many versions each op log keeps; default DefaultRetention.
 	Retention int
+	// CheckpointEvery is the op log's checkpoint interval; default
+	// DefaultCheckpointEvery.
+	CheckpointEvery int
 	// Sources checks widget sources; default BasicSources (static and push).
 	Sources SourceChecker
 	// Announcer is told of commits; default none.
@@ -62,6 +72,7 @@ type Service struct {
 	now       func() time.Time
 	newID     func() string
 	retention int64
+	every     int64 // the checkpoint interval
 	sources   SourceChecker
 	announce  Announcer
 	log       *slog.Logger
@@ -72,7 +83,7 @@ type Service struct {
 // NewService returns a Service committing to store.
 func NewService(store Store, o Options) *Service {
 	s := &Service{store: guard(store), now: o.Now, newID: o.NewID, retention: int64(o.Retention),
-		sources: o.Sources, announce: o.Announcer, log: o.Logger, resolve: o.ResolveTimeout}
+		every: int64(o.CheckpointEvery), sources: o.Sources, announce: o.Announcer, log: o.Logger, resolve: o.ResolveTimeout}
 	if s.resolve <= 0 {
 		s.resolve = DefaultResolveTimeout
 	}
@@ -84,6 +95,9 @@ func NewService(store Store, o Options) *Service {
 	}
 	if s.retention <= 0 {
 		s.retention = DefaultRetention
+	}
+	if s.every <= 0 {
+		s.every = DefaultCheckpointEvery
 	}
 	if s.sources == nil {
 		s.sources = BasicSources{}
@@ -317,6 +331,11 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 			return zero, Result{}, Invalid("editId", "uuid", "", "editId must be a UUID")
 		}
 		c, err := k.byEdit(ctx, t, id, e.EditID)
+		if err == nil && !s.kept(c.Version, k.version(head)) {
+			// Past the kept history a resend is a new edit, as if the log had
+			// dropped it already (SPEC §3: the editId is known while its version is).
+			err = Errorf(CodeNotFound, "edit %s is no longer kept", e.EditID)
+		}
 		if err == nil {
 			return head, Result{Version: c.Version, Rebased: c.Rebased, Duplicate: true}, nil
 		}
@@ -335,6 +354,9 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 	if !e.Force && e.Base < v {
 		from, cs := e.Base, []Conflict(nil)
 		key := checkKey{kind: k.name, id: id, base: e.Base}
+		if !s.kept(e.Base+1, v) {
+			return zero, Result{}, baseTooOld(head, v, e, k.name)
+		}
 		if c, ok := t.checked[key]; ok {
 			if c.tooOld {
 				return zero, Result{}, baseTooOld(head, v, e, k.name)
@@ -375,8 +397,10 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 	next = k.stamp(next, v+1, at)
 	c := Change{Version: v + 1, Ops: e.Ops, Author: e.Author, Client: e.Client, EditID: e.EditID,
 		RestoredFrom: e.restoredFrom, Time: at, Rebased: rebased}
-	if c.Doc, err = json.Marshal(next); err != nil {
-		return zero, Result{}, err
+	if s.isCheckpoint(c.Version) {
+		if c.Doc, err = json.Marshal(next); err != nil {
+			return zero, Result{}, err
+		}
 	}
 	if err := k.commit(ctx, t, next, c); err != nil {
 		return zero, Result{}, err
@@ -430,7 +454,7 @@ func itoa(v int64) string { return strconv.FormatInt(v, 10) }
 
 // put turns a whole document (over applied to the document at base) into the edit
 // that leads from version base to it; with e.Force, from the head instead.
-func put[D any](ctx context.Context, t *tx, k kind[D], owner, id string, base int64, over func(D) D, e Edit) (Edit, error) {
+func put[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id string, base int64, over func(D) D, e Edit) (Edit, error) {
 	head, err := k.load(ctx, t, owner, id)
 	if err != nil {
 		return e, err
@@ -444,7 +468,7 @@ func put[D any](ctx context.Context, t *tx, k kind[D], owner, id string, base in
 		if base > v {
 			return e, Invalid("version", "max", itoa(v), "version %d is ahead of the %s's version %d", base, k.name, v)
 		}
-		if from, err = docAt(ctx, t, k, head, base); err != nil {
+		if from, err = docAt(ctx, s, t, k, head, base); err != nil {
 			return e, err
 		}
 	}
@@ -456,23 +480,71 @@ func put[D any](ctx context.Context, t *tx, k kind[D], owner, id string, base in
 	return e, nil
 }
 
-// docAt returns the document of head's object as it was at version v, from the op
-// log, or a base_too_old conflict when the log no longer keeps it.
-func docAt[D any](ctx context.Context, t *tx, k kind[D], head D, v int64) (D, error) {
+// docAt returns the document of head's object as it was at version v: the nearest
+// checkpoint at or before v with the ops of the versions after it replayed, at most
+// s.every-1 of them. A version outside the kept history is a base_too_old conflict.
+func docAt[D any](ctx context.Context, s *Service, t *tx, k kind[D], head D, v int64) (D, error) {
 	var old D
-	id := k.id(head)
-	cs, err := k.changes(ctx, t, id, v-1, v)
+	id, hv := k.id(head), k.version(head)
+	if v == hv {
+		return k.clone(head), nil
+	}
+	gone := func() (D, error) {
+		return old, conflictError(head, hv, tooOld(nil, v),
+			"version %d is older than the history kept for this %s", v, k.name)
+	}
+	if v < 1 || v > hv || !s.kept(v, hv) {
+		return gone()
+	}
+	from := s.checkpointAtOrBefore(v)
+	cs, err := k.changes(ctx, t, id, from-1, v)
 	if err != nil {
 		return old, err
 	}
-	if len(cs) != 1 {
-		return old, conflictError(head, k.version(head), tooOld(nil, v),
-			"version %d is older than the history kept for this %s", v, k.name)
+	// The replay starts at the newest row that carries the document: the checkpoint,
+	// or a later one (logs written before checkpoints kept a document in every row).
+	start := -1
+	for i, c := range cs {
+		if c.Doc != nil {
+			start = i
+		}
 	}
-	if err := json.Unmarshal(cs[0].Doc, &old); err != nil {
-		return old, fmt.Errorf("decode %s %s version %d: %w", k.name, id, v, err)
+	if start < 0 || int64(len(cs)) != v-from+1 || cs[len(cs)-1].Version != v {
+		return gone()
+	}
+	if err := json.Unmarshal(cs[start].Doc, &old); err != nil {
+		return old, fmt.Errorf("decode %s %s version %d: %w", k.name, id, cs[start].Version, err)
+	}
+	for _, c := range cs[start+1:] {
+		if old, err = k.apply(old, Edit{Ops: c.Ops, server: true}); err != nil {
+			return old, fmt.Errorf("replay %s %s version %d: %w", k.name, id, c.Version, err)
+		}
+		old = k.stamp(old, c.Version, c.Time)
 	}
 	return k.clone(old), nil
+}
+
+// isCheckpoint reports whether version v of an op log carries the whole document.
+func (s *Service) isCheckpoint(v int64) bool { return v == 1 || v%s.every == 0 }
+
+// checkpointAtOrBefore returns the newest checkpoint version at or before v.
+func (s *Service) checkpointAtOrBefore(v int64) int64 { return max(1, v-v%s.every) }
+
+// kept reports whether version v is within the history kept at head: the last
+// s.retention versions. The store may hold a few more (the log is trimmed a
+// checkpoint interval at a time, and keeps the checkpoint the oldest kept version
+// replays from); they serve that replay only.
+func (s *Service) kept(v, head int64) bool { return v > head-s.retention }
+
+// trimAfter returns, for a commit of version v, the versions of the op log to drop
+// (those <= upTo), or false when this commit trims nothing: trimming runs once per
+// checkpoint interval, at a checkpoint, and keeps the checkpoint that the oldest
+// kept version replays from.
+func (s *Service) trimAfter(v int64) (upTo int64, ok bool) {
+	if !s.isCheckpoint(v) || v <= s.retention {
+		return 0, false
+	}
+	return s.checkpointAtOrBefore(v-s.retention+1) - 1, true
 }
 
 // tooOld names every op of an edit whose base the log no longer keeps (or the base

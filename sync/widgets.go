@@ -44,8 +44,8 @@ func (s *Service) widgetKind() kind[Widget] {
 			if err := t.UpdateWidget(ctx, w, c); err != nil {
 				return fmt.Errorf("commit widget %s: %w", w.ID, err)
 			}
-			if c.Version > s.retention {
-				if err := t.TrimWidgetChanges(ctx, w.ID, c.Version-s.retention); err != nil {
+			if upTo, ok := s.trimAfter(c.Version); ok {
+				if err := t.TrimWidgetChanges(ctx, w.ID, upTo); err != nil {
 					return err
 				}
 			}
@@ -324,7 +324,7 @@ func (s *Service) UpdateWidget(ctx context.Context, owner, id string, base int64
 	)
 	err := s.run(ctx, func(t *tx) error {
 		k := s.widgetKind()
-		e, err := put(ctx, t, k, owner, id, base, doc.over, e)
+		e, err := put(ctx, s, t, k, owner, id, base, doc.over, e)
 		if err != nil {
 			return err
 		}
