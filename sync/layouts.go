@@ -216,17 +216,9 @@ func (s *Service) insertLayout(ctx context.Context, t *tx, owner string, l Layou
 }
 
 // EditLayout applies an edit (PATCH, or a WebSocket edit) under the rule of SPEC §3.
+// It commits in a group with the edits that arrive meanwhile (see group.go).
 func (s *Service) EditLayout(ctx context.Context, owner, id string, e Edit) (Layout, Result, error) {
-	var (
-		out Layout
-		res Result
-	)
-	err := s.run(ctx, func(t *tx) error {
-		var err error
-		out, res, err = s.editLayout(ctx, t, owner, id, e)
-		return err
-	})
-	return out, res, err
+	return s.editInGroup(ctx, owner, id, e)
 }
 
 // editLayout is EditLayout inside a transaction; it also announces a rename.

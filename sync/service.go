@@ -63,6 +63,14 @@ type Options struct {
 	// ResolveTimeout bounds how long a commit whose outcome the store could not tell
 	// is looked up by its editId; default DefaultResolveTimeout.
 	ResolveTimeout time.Duration
+	// CommitLanes is how many groups of layout edits may commit at once; default
+	// DefaultCommitLanes. GroupMax bounds a group's edits; default DefaultGroupMax.
+	// GroupWindow is how long a group waits for more edits before it commits;
+	// default 0: it takes what queued while the previous group committed, and an
+	// edit on an idle server commits at once.
+	CommitLanes int
+	GroupMax    int
+	GroupWindow time.Duration
 }
 
 // Service runs dashsync's domain operations: the edit pipeline for layouts and
@@ -78,6 +86,7 @@ type Service struct {
 	log       *slog.Logger
 	widgets   *widgetCache // nil unless SoleWriter
 	resolve   time.Duration
+	group     *committer
 }
 
 // NewService returns a Service committing to store.
@@ -108,6 +117,7 @@ func NewService(store Store, o Options) *Service {
 	if o.SoleWriter {
 		s.widgets = newWidgetCache(0)
 	}
+	s.group = newCommitter(o.CommitLanes, o.GroupMax, o.GroupWindow)
 	return s
 }
 
@@ -218,15 +228,21 @@ func (s *Service) run(ctx context.Context, fn func(t *tx) error) error {
 		if err != nil {
 			return err
 		}
-		for _, ev := range t.events {
-			if s.widgets != nil {
-				s.widgets.committed(ev, gen)
-			}
-			if s.announce != nil {
-				s.announce.Announce(ctx, ev)
-			}
-		}
+		s.publish(ctx, t.events, gen)
 		return nil
+	}
+}
+
+// publish tells the widget cache and the announcer of a commit's events; gen is the
+// widget cache's generation before the transaction.
+func (s *Service) publish(ctx context.Context, events []Event, gen uint64) {
+	for _, ev := range events {
+		if s.widgets != nil {
+			s.widgets.committed(ev, gen)
+		}
+		if s.announce != nil {
+			s.announce.Announce(ctx, ev)
+		}
 	}
 }
 

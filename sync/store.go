@@ -88,6 +88,19 @@ type writes interface {
 	DeleteWidget(ctx context.Context, owner, id string) error
 	TrimWidgetChanges(ctx context.Context, widgetID string, upTo int64) error
 
+	// ReadForEdits reads, for a group of layout edits, what each layout's edits need
+	// (see EditRead), in one round trip where the store can, and locks each layout
+	// for the rest of the transaction, in the order given. The result has one
+	// EditState per read, in order; a missing layout is an EditState whose Err is
+	// CodeNotFound, not an error of the call.
+	ReadForEdits(ctx context.Context, reads []EditRead) ([]EditState, error)
+	// WriteLayouts writes a group's edits: for each entry, the layout's new document
+	// if its stored version is From (else ErrStale, or CodeNotFound when it is gone),
+	// its changes appended to its op log, and its changes up to TrimUpTo dropped (0:
+	// none). It is as many statements as UpdateLayout would be, in one round trip
+	// where the store can. After an error the transaction must be rolled back.
+	WriteLayouts(ctx context.Context, ws []LayoutWrite) error
+
 	// PutDashboard stores d if the stored version is d.Version-1 (0: none stored yet),
 	// else ErrStale.
 	PutDashboard(ctx context.Context, d Dashboard) error
@@ -115,4 +128,44 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the store; calls after Close fail with CodeUnavailable.
 	Close() error
+}
+
+// EditRead asks a store for what a group's edits of one layout need.
+type EditRead struct {
+	LayoutID string
+	// Users are the editors whose roles are wanted.
+	Users []string
+	// EditIDs are the editIds whose kept changes, if any, are wanted.
+	EditIDs []string
+	// The paths of the changes with version > After and > head-MaxBack are wanted.
+	After, MaxBack int64
+	// Widgets are widget ids the edits may place: those that are the layout
+	// owner's are wanted.
+	Widgets []string
+}
+
+// EditState is what a store read for one EditRead.
+type EditState struct {
+	// Layout is the head; Err is CodeNotFound (and Layout zero) when it is missing.
+	Layout Layout
+	Err    error
+	// Roles holds each of the Users' role: RoleOwner, a member's role, or "".
+	Roles map[string]Role
+	// Edits holds, by editId, the kept changes committed with one of the EditIDs
+	// (Version, Rebased and EditID at least).
+	Edits map[string]Change
+	// Paths are the wanted changes with their paths (as LayoutPaths), ascending.
+	Paths []Change
+	// Widgets are those of the wanted widgets that exist as the owner's.
+	Widgets []Widget
+}
+
+// LayoutWrite is one layout's part of a group's writes: the document at its new
+// version, the version it replaces, the changes From+1 … Layout.Version in order,
+// and the op log trim (0: none).
+type LayoutWrite struct {
+	Layout   Layout
+	From     int64
+	Changes  []Change
+	TrimUpTo int64
 }

@@ -55,6 +55,10 @@ func Run(t *testing.T, newStore func(t testing.TB) dsync.Store) {
 		{"Access_FailedWriteLeavesTransactionUsable", testAccessFailedWritesKeepTx},
 		{"Access_ConcurrentPutsOnOneVersionOneWins", testAccessRace},
 
+		{"Group_ReadForEditsGivesWhatEachLayoutsEditsNeed", testReadForEdits},
+		{"Group_WriteLayoutsWritesEachFromItsVersionOrIsStale", testWriteLayouts},
+		{"Group_EditsCommitInOneTransactionEachWithItsOwnOutcome", testGroupCommit},
+
 		{"InTx_ErrorRollsBackEverythingAndIsReturnedUnchanged", testTxRollback},
 		{"InTx_PanicRollsBackAndStoreStaysUsable", testTxPanic},
 		{"InTx_ReadsSeeOwnWritesOthersOnlyAfterCommit", testTxIsolation},
