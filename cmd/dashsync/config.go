@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dashsync/dashsync/source"
+	dsync "github.com/dashsync/dashsync/sync"
 )
 
 // storeConfig says where the data lives: Postgres at DatabaseURL, else a SQLite file
@@ -15,6 +16,18 @@ import (
 type storeConfig struct {
 	DatabaseURL string
 	DataDir     string
+	// PoolSize bounds the Postgres connections.
+	PoolSize int
+	poolSize *int // the flag's value, read after parsing
+}
+
+// parsed takes the values of the flags read after parsing.
+func (c *storeConfig) parsed() error {
+	c.PoolSize = *c.poolSize
+	if c.PoolSize < 1 {
+		return fmt.Errorf("--db-pool-size %d: want an integer ≥ 1", c.PoolSize)
+	}
+	return nil
 }
 
 // serveConfig is everything `dashsync serve` reads from its flags and environment.
@@ -43,6 +56,11 @@ type serveConfig struct {
 
 	// SourceAllow is the SSRF policy of http sources, with the --source-allow list.
 	SourceAllow *source.Policy
+
+	// CommitLanes and CommitWindow shape the group commit of layout edits
+	// (dsync.Options).
+	CommitLanes  int
+	CommitWindow time.Duration
 }
 
 // addStoreFlags registers the flags every command that opens the store shares.
@@ -52,6 +70,8 @@ func addStoreFlags(fs *flagSet) *storeConfig {
 		usage("Postgres URL; empty: an embedded SQLite file in --data-dir", "DASHSYNC_DATABASE_URL"))
 	fs.StringVar(&c.DataDir, "data-dir", env(fs, "DASHSYNC_DATA_DIR", "./data"),
 		usage("directory of the embedded database and the --dev secret", "DASHSYNC_DATA_DIR"))
+	poolSize := fs.int("db-pool-size", "DASHSYNC_DB_POOL_SIZE", 10, "most connections to Postgres at once")
+	c.poolSize = poolSize
 	return c
 }
 
@@ -82,14 +102,19 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	logFormat := fs.string("log-format", "DASHSYNC_LOG_FORMAT", "", "log format, json or text; default text with --dev, else json")
 	logLevel := fs.string("log-level", "DASHSYNC_LOG_LEVEL", "info", "log level: debug, info, warn or error")
 	shutdown := fs.duration("shutdown-timeout", "DASHSYNC_SHUTDOWN_TIMEOUT", 15*time.Second, "how long shutdown waits for requests in flight")
+	lanes := fs.int("commit-lanes", "DASHSYNC_COMMIT_LANES", dsync.DefaultCommitLanes, "how many groups of layout edits commit at once")
+	window := fs.duration("commit-window", "DASHSYNC_COMMIT_WINDOW", 0, "how long a group of layout edits waits for more before it commits; 0: it takes the edits that queued meanwhile")
 	if err := fs.parse(args); err != nil {
+		return serveConfig{}, err
+	}
+	if err := sc.parsed(); err != nil {
 		return serveConfig{}, err
 	}
 	c := serveConfig{
 		storeConfig: *sc, Addr: *addr, RedisURL: *redisURL, RedisPrefix: *redisPrefix, JWTSecret: *secret, Dev: *dev,
 		RateREST: *rateREST, RateWS: *rateWS, RateEdits: *rateEdits, MaxConnsPerUser: *maxConns, ReadTimeout: *readTimeout,
 		CacheBytes: int64(*cacheBytes), RateFetch: *rateFetch,
-		LogFormat: *logFormat, ShutdownTimeout: *shutdown,
+		LogFormat: *logFormat, ShutdownTimeout: *shutdown, CommitLanes: *lanes, CommitWindow: *window,
 	}
 	for o := range strings.SplitSeq(*origins, ",") {
 		if o = strings.TrimSpace(o); o != "" {
@@ -127,6 +152,12 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	if c.ReadTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--read-timeout %v: want a positive duration", c.ReadTimeout)
 	}
+	if c.CommitLanes < 1 || c.CommitLanes > 64 {
+		return serveConfig{}, fmt.Errorf("--commit-lanes %d: want an integer from 1 to 64", c.CommitLanes)
+	}
+	if c.CommitWindow < 0 || c.CommitWindow > time.Second {
+		return serveConfig{}, fmt.Errorf("--commit-window %v: want a duration from 0 to 1s", c.CommitWindow)
+	}
 	if c.ShutdownTimeout <= 0 {
 		return serveConfig{}, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.ShutdownTimeout)
 	}
@@ -150,6 +181,9 @@ func parseMigrate(args []string, stderr io.Writer, getenv func(string) string) (
 	fs := newFlagSet("migrate "+action, stderr, getenv)
 	sc := addStoreFlags(fs)
 	if err := fs.parse(args); err != nil {
+		return migrateConfig{}, err
+	}
+	if err := sc.parsed(); err != nil {
 		return migrateConfig{}, err
 	}
 	return migrateConfig{storeConfig: *sc, Action: action}, nil

@@ -59,3 +59,41 @@ func TestParseBytes_CountsAndUnits(t *testing.T) {
 		}
 	}
 }
+
+func TestParseServe_CommitFlags(t *testing.T) {
+	t.Parallel()
+	type commit struct {
+		pool, lanes int
+		window      time.Duration
+	}
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want commit
+	}{
+		{"defaults", nil, nil, commit{10, 2, 0}},
+		{"flags", []string{"--db-pool-size", "32", "--commit-lanes", "4", "--commit-window", "2ms"}, nil, commit{32, 4, 2 * time.Millisecond}},
+		{"environment", nil, []string{"DASHSYNC_DB_POOL_SIZE", "3", "DASHSYNC_COMMIT_LANES", "1", "DASHSYNC_COMMIT_WINDOW", "500us"},
+			commit{3, 1, 500 * time.Microsecond}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := parseServe(tc.args, io.Discard, envOf(tc.env...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := (commit{c.PoolSize, c.CommitLanes, c.CommitWindow}); got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+	for _, args := range [][]string{
+		{"--db-pool-size", "0"}, {"--commit-lanes", "0"}, {"--commit-lanes", "65"},
+		{"--commit-window", "-1ms"}, {"--commit-window", "2s"},
+	} {
+		if _, err := parseServe(args, io.Discard, envOf()); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

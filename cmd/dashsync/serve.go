@@ -78,7 +78,7 @@ func sqlitePath(dataDir string) (string, error) {
 // openStore opens the configured store, applying pending migrations.
 func openStore(ctx context.Context, c storeConfig) (dsync.Store, string, error) {
 	if c.DatabaseURL != "" {
-		s, err := postgres.Open(ctx, c.DatabaseURL)
+		s, err := postgres.Open(ctx, c.DatabaseURL, postgres.WithMaxConns(c.PoolSize))
 		if err != nil {
 			return nil, "", fmt.Errorf("open postgres: %w", err)
 		}
@@ -146,6 +146,8 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 			REST: ratelimit.PerSecond(c.RateREST), Messages: ratelimit.PerSecond(c.RateWS), Edits: ratelimit.PerSecond(c.RateEdits),
 		},
 		FetchRate:       fetchLimit(c.RateFetch),
+		CommitLanes:     c.CommitLanes,
+		CommitWindow:    c.CommitWindow,
 		MaxConnsPerUser: c.MaxConnsPerUser,
 		AllowedOrigins:  c.AllowedOrigins,
 		ReadTimeout:     c.ReadTimeout,

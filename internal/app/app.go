@@ -66,6 +66,10 @@ type Config struct {
 	DataMetrics *widgetdata.Metrics
 	// Retention is how many versions each op log keeps; default dsync.DefaultRetention.
 	Retention int
+	// CommitLanes and CommitWindow shape the group commit of layout edits; defaults
+	// as dsync.Options says.
+	CommitLanes  int
+	CommitWindow time.Duration
 
 	// Limits are the per-user budgets (SPEC §9); a zero Limit is unlimited.
 	Limits ratelimit.Limits
@@ -118,7 +122,7 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	// the announcer is made first and bound to the hub when it starts.
 	announcer := hub.NewAnnouncer()
 	svc := dsync.NewService(cfg.Store, dsync.Options{Logger: log, Sources: cfg.Sources, Retention: cfg.Retention,
-		SoleWriter: cfg.SoleWriter, Announcer: announcer})
+		SoleWriter: cfg.SoleWriter, Announcer: announcer, CommitLanes: cfg.CommitLanes, GroupWindow: cfg.CommitWindow})
 	dopts := widgetdata.Options{Logger: log, Announcer: announcer, Widgets: svc, Fetchers: cfg.Fetchers,
 		Metrics: cfg.DataMetrics, Leases: cfg.Shared.Leases, FetchLimiter: cfg.Shared.Limiter, FetchRate: cfg.FetchRate}
 	if cfg.Data != nil {

@@ -40,10 +40,13 @@ const rollbackTimeout = 5 * time.Second
 // settings such as pool_max_conns are read from it, default max(4, NumCPU)
 // connections), applies the pending migrations and returns a ready Store. When the
 // database cannot be reached the error has CodeUnavailable.
-func Open(ctx context.Context, url string) (*Store, error) {
+func Open(ctx context.Context, url string, opts ...Option) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	for _, o := range opts {
+		o(cfg)
 	}
 	if _, err := migrate(ctx, cfg.ConnConfig); err != nil {
 		return nil, err
@@ -59,6 +62,19 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		return nil, s.mapErr(ctx, "ping", err)
 	}
 	return s, nil
+}
+
+// Option configures Open.
+type Option func(*pgxpool.Config)
+
+// WithMaxConns bounds the store's connections to n (n ≥ 1; else the pool's default,
+// as the URL's pool_max_conns or pgxpool's own gives it).
+func WithMaxConns(n int) Option {
+	return func(c *pgxpool.Config) {
+		if n >= 1 {
+			c.MaxConns = int32(min(n, 1<<16))
+		}
+	}
 }
 
 // Migrate applies the pending migrations to the database at url and returns the

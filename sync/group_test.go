@@ -1,0 +1,76 @@
+package sync_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	dsync "github.com/dashsync/dashsync/sync"
+)
+
+// panickyStore panics in the group read while armed.
+type panickyStore struct {
+	dsync.Store
+	armed *atomic.Bool
+}
+
+func (p panickyStore) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
+	return p.Store.InTx(ctx, func(t dsync.Tx) error { return fn(panickyTx{Tx: t, armed: p.armed}) })
+}
+
+type panickyTx struct {
+	dsync.Tx
+	armed *atomic.Bool
+}
+
+func (p panickyTx) ReadForEdits(ctx context.Context, reads []dsync.EditRead) ([]dsync.EditState, error) {
+	if p.armed.Load() {
+		panic("boom")
+	}
+	return p.Tx.ReadForEdits(ctx, reads)
+}
+
+// TestGroup_PanicFailsItsGroupNotTheServer: a panic while a group commits answers its
+// edits with internal errors, commits none of them, and the next edit commits.
+func TestGroup_PanicFailsItsGroupNotTheServer(t *testing.T) {
+	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+		ctx := context.Background()
+		armed := &atomic.Bool{}
+		f := newFixture(t, panickyStore{Store: open(t), armed: armed}, 0)
+		armed.Store(true)
+		_, _, err := f.svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 1, Ops: []dsync.Op{rep("/name", "x")}, Author: "alice"})
+		if dsync.ErrorCode(err) != dsync.CodeInternal {
+			t.Fatalf("an edit whose group panicked: %v, want internal", err)
+		}
+		armed.Store(false)
+		l, res, err := f.svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 1, Ops: []dsync.Op{rep("/name", "y")}, Author: "alice"})
+		if err != nil || res.Version != 2 || l.Name != "y" {
+			t.Fatalf("the next edit: %+v %+v %v, want version 2 named y", l, res, err)
+		}
+	})
+}
+
+// TestGroup_EditWhoseRequestEndsWhileQueuedIsNotCommitted: an edit whose context is
+// done before its group commits is answered with the context's error or as unknown,
+// and a group that waits for it never commits it.
+func TestGroup_EditWhoseRequestEndsWhileQueuedIsNotCommitted(t *testing.T) {
+	st := openSQLite(t)
+	f := newFixtureWith(t, st, dsync.Options{GroupWindow: time.Second, GroupMax: 8})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, _, err := f.svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 1, Ops: []dsync.Op{rep("/name", "x")}, Author: "alice"})
+	if err == nil {
+		t.Fatal("an edit with its context done committed")
+	}
+	// The next edit joins the same lane after it; when it is acknowledged, the
+	// group that had the first has committed.
+	l, res, err := f.svc.EditLayout(context.Background(), "alice", f.layout.ID, dsync.Edit{Base: 1, Ops: []dsync.Op{rep("/columns", 24)}, Author: "alice"})
+	if err != nil || res.Version != 2 {
+		t.Fatalf("the next edit: %+v %v, want version 2", res, err)
+	}
+	cs, err := st.LayoutChanges(context.Background(), f.layout.ID, 0, 10)
+	if err != nil || len(cs) != 2 || l.Name != "Ops" || l.Columns != 24 {
+		t.Fatalf("after both: %d changes (%v), layout %+v; want the second edit alone", len(cs), err, l)
+	}
+}
