@@ -61,6 +61,25 @@ func Up(ctx context.Context, db *sql.DB, d Dialect) ([]int64, error) {
 	return applied, nil
 }
 
+// UpTo applies the pending migrations of dialect to db up to version, and returns
+// the versions it applied: for a deployment that moves one step at a time, and for
+// tests of what a migration does to data written before it.
+func UpTo(ctx context.Context, db *sql.DB, d Dialect, version int64) ([]int64, error) {
+	p, err := newProvider(db, d)
+	if err != nil {
+		return nil, err
+	}
+	results, err := p.UpTo(ctx, version)
+	if err != nil {
+		return nil, fmt.Errorf("migrate %s to %d: %w", d, version, err)
+	}
+	applied := make([]int64, 0, len(results))
+	for _, r := range results {
+		applied = append(applied, r.Source.Version)
+	}
+	return applied, nil
+}
+
 // Status reports every migration of dialect, in version order, and whether db has it.
 func Status(ctx context.Context, db *sql.DB, d Dialect) ([]MigrationStatus, error) {
 	p, err := newProvider(db, d)

@@ -275,9 +275,9 @@ func readGroup(ctx context.Context, stx Tx, group []*groupEdit) (*groupTx, error
 			r.Users = append(r.Users, g.who)
 		}
 		r.After = min(r.After, g.e.Base)
-		if _, err := uuid.Parse(g.e.EditID); err == nil && !gl.byEditIDs[g.e.EditID] {
-			gl.byEditIDs[g.e.EditID] = true
-			r.EditIDs = append(r.EditIDs, g.e.EditID)
+		if u, err := uuid.Parse(g.e.EditID); err == nil && !gl.byEditIDs[u.String()] {
+			gl.byEditIDs[u.String()] = true
+			r.EditIDs = append(r.EditIDs, u.String())
 		}
 		for _, op := range g.e.Ops {
 			// Only a whole item, added or replaced, can place a widget.

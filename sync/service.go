@@ -22,7 +22,7 @@ const DefaultRetention = 1000
 // version 1. Every other version keeps its ops alone; the document at a version is
 // the nearest checkpoint at or before it with at most DefaultCheckpointEvery-1
 // versions' ops replayed on top.
-const DefaultCheckpointEvery = 100
+const DefaultCheckpointEvery = 256
 
 // maxAttempts bounds how often one edit re-runs the rule after losing a
 // compare-and-swap; each loss means another edit committed, so this is only reached
@@ -343,9 +343,12 @@ func edit[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id st
 		// found again.
 		e.EditID, e.freshID = uuid.Must(uuid.NewV7()).String(), true
 	case !e.freshID:
-		if _, err := uuid.Parse(e.EditID); err != nil {
+		u, err := uuid.Parse(e.EditID)
+		if err != nil {
 			return zero, Result{}, Invalid("editId", "uuid", "", "editId must be a UUID")
 		}
+		// One UUID is one editId, however it is written: the log keeps it canonical.
+		e.EditID = u.String()
 		c, err := k.byEdit(ctx, t, id, e.EditID)
 		if err == nil && !s.kept(c.Version, k.version(head)) {
 			// Past the kept history a resend is a new edit, as if the log had
@@ -498,7 +501,7 @@ func put[D any](ctx context.Context, s *Service, t *tx, k kind[D], owner, id str
 
 // docAt returns the document of head's object as it was at version v: the nearest
 // checkpoint at or before v with the ops of the versions after it replayed, at most
-// s.every-1 of them. A version outside the kept history is a base_too_old conflict.
+// s.every-1 of them, in one apply. A version outside the kept history is a base_too_old conflict.
 func docAt[D any](ctx context.Context, s *Service, t *tx, k kind[D], head D, v int64) (D, error) {
 	var old D
 	id, hv := k.id(head), k.version(head)
@@ -531,11 +534,16 @@ func docAt[D any](ctx context.Context, s *Service, t *tx, k kind[D], head D, v i
 	if err := json.Unmarshal(cs[start].Doc, &old); err != nil {
 		return old, fmt.Errorf("decode %s %s version %d: %w", k.name, id, cs[start].Version, err)
 	}
-	for _, c := range cs[start+1:] {
-		if old, err = k.apply(old, Edit{Ops: c.Ops, server: true}); err != nil {
-			return old, fmt.Errorf("replay %s %s version %d: %w", k.name, id, c.Version, err)
+	if rest := cs[start+1:]; len(rest) > 0 {
+		// One apply of every version's ops in order: one copy of the document.
+		var ops []Op
+		for _, c := range rest {
+			ops = append(ops, c.Ops...)
 		}
-		old = k.stamp(old, c.Version, c.Time)
+		if old, err = k.apply(old, Edit{Ops: ops, server: true}); err != nil {
+			return old, fmt.Errorf("replay %s %s versions %d…%d: %w", k.name, id, rest[0].Version, v, err)
+		}
+		old = k.stamp(old, v, rest[len(rest)-1].Time)
 	}
 	return k.clone(old), nil
 }

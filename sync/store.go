@@ -73,8 +73,10 @@ type writes interface {
 	CreateLayout(ctx context.Context, l Layout, c Change) error
 	// UpdateLayout replaces a layout whose stored version is l.Version-1 and appends c
 	// (c.Version == l.Version) to its op log. It returns ErrStale when the stored
-	// version differs, ErrDuplicateEdit when c.EditID is already in the layout's log,
-	// and CodeNotFound when the layout is gone.
+	// version differs and CodeNotFound when the layout is gone. It does not look at
+	// c.EditID (a UUID, or empty): the caller keeps an editId in a layout's log once
+	// by reading LayoutChangeByEdit in the transaction whose compare-and-swap then
+	// decides (a concurrent commit of the same editId makes it ErrStale).
 	UpdateLayout(ctx context.Context, l Layout, c Change) error
 	// DeleteLayout deletes a layout, its op log, its access list and its links.
 	DeleteLayout(ctx context.Context, owner, id string) error
@@ -82,7 +84,8 @@ type writes interface {
 	TrimLayoutChanges(ctx context.Context, layoutID string, upTo int64) error
 
 	// CreateWidget, UpdateWidget, DeleteWidget and TrimWidgetChanges are the same for
-	// widgets.
+	// widgets, except that UpdateWidget returns ErrDuplicateEdit when c.EditID is
+	// already in the widget's log.
 	CreateWidget(ctx context.Context, w Widget, c Change) error
 	UpdateWidget(ctx context.Context, w Widget, c Change) error
 	DeleteWidget(ctx context.Context, owner, id string) error

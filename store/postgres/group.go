@@ -24,10 +24,10 @@ func (t *tx) ReadForEdits(ctx context.Context, reads []dsync.EditRead) ([]dsync.
 		b.Queue(`SELECT `+layoutCols+` FROM layouts WHERE id = $1 FOR UPDATE`, r.LayoutID)
 		b.Queue(`SELECT user_id, role FROM layout_members WHERE layout_id = $1 AND user_id = ANY($2)`, r.LayoutID, r.Users)
 		if len(r.EditIDs) > 0 {
-			b.Queue(`SELECT `+changeCols+` FROM layout_changes WHERE layout_id = $1 AND edit_id = ANY($2)`, r.LayoutID, r.EditIDs)
+			b.Queue(`SELECT `+changeCols+` FROM layout_changes WHERE `+layoutLog.rows+` AND edit_id = ANY($2)`, r.LayoutID, r.EditIDs)
 		}
 		b.Queue(`SELECT c.version, coalesce(c.paths, (SELECT json_agg(e ->> 'path') FROM json_array_elements(c.ops) e), '[]'::json)
-			FROM layout_changes c WHERE c.layout_id = $1
+			FROM layout_changes c WHERE `+layoutLog.rows+`
 			AND c.version > greatest($2, (SELECT version FROM layouts WHERE id = $1) - $3) ORDER BY c.version`,
 			r.LayoutID, r.After, r.MaxBack)
 		if len(r.Widgets) > 0 {
@@ -151,13 +151,13 @@ func (t *tx) WriteLayouts(ctx context.Context, ws []dsync.LayoutWrite) error {
 			if err != nil {
 				return err
 			}
-			b.Queue(`INSERT INTO layout_changes (layout_id, `+changeCols+`, paths)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+			b.Queue(`INSERT INTO layout_changes (`+layoutLog.keyCol+`, `+changeCols+`, paths)
+				VALUES (`+layoutLog.keyVal+`, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 				l.ID, c.Version, ops, doc, c.Author, c.Client, storekit.NullString(c.EditID), c.Rebased,
-				c.RestoredFrom, pgTime(c.Time), storekit.EncodePaths(c.Ops))
+				c.RestoredFrom, pgTime(c.Time), storekit.PathsFor(c.Ops, ops))
 		}
 		if w.TrimUpTo > 0 {
-			b.Queue(`DELETE FROM layout_changes WHERE layout_id = $1 AND version <= $2`, l.ID, w.TrimUpTo)
+			b.Queue(`DELETE FROM layout_changes WHERE `+layoutLog.rows+` AND version <= $2`, l.ID, w.TrimUpTo)
 		}
 	}
 	res := t.tx.SendBatch(ctx, b)

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"context"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -69,5 +70,29 @@ func TestServerClosingConnectionsIsUnavailableThenRecovers(t *testing.T) {
 		if attempt == 5 {
 			t.Fatalf("Layouts after the pool reconnects: got %v, want nil", err)
 		}
+	}
+}
+
+// TestOpLog_BytesPerVersion: a one-field edit of a 200-item layout adds at most
+// storetest.MaxOpLogBytesPerVersion to the op log (the table with its indexes and
+// TOAST, as pg_total_relation_size counts them).
+func TestOpLog_BytesPerVersion(t *testing.T) {
+	url := testpg.NewDatabase(t)
+	s, err := postgres.Open(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	size := func(ctx context.Context) (n int64, err error) {
+		err = conn.QueryRow(ctx, `SELECT pg_total_relation_size('layout_changes')`).Scan(&n)
+		return n, err
+	}
+	if per := storetest.OpLogBytesPerVersion(t, s, size); per > storetest.MaxOpLogBytesPerVersion {
+		t.Errorf("%.0f bytes per version, want at most %d", per, storetest.MaxOpLogBytesPerVersion)
 	}
 }

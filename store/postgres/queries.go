@@ -25,14 +25,19 @@ type reader struct {
 	q querier
 }
 
-// opLog names the op log table of one kind of object.
+// opLog names the op log table of one kind of object: rows is the condition that
+// picks an object's rows, with its id as $1; keyCol and keyVal are the key column
+// of a new row and its value, from the id in $1.
 type opLog struct {
-	kind, table, idCol string
+	kind, table, rows, keyCol, keyVal string
 }
 
 var (
-	layoutLog = opLog{kind: "layout", table: "layout_changes", idCol: "layout_id"}
-	widgetLog = opLog{kind: "widget", table: "widget_changes", idCol: "widget_id"}
+	// A layout's rows are keyed by its log_id (migration 00004).
+	layoutLog = opLog{kind: "layout", table: "layout_changes",
+		rows:   `log_id = (SELECT log_id FROM layouts WHERE id = $1)`,
+		keyCol: "log_id", keyVal: `(SELECT log_id FROM layouts WHERE id = $1)`}
+	widgetLog = opLog{kind: "widget", table: "widget_changes", rows: `widget_id = $1`, keyCol: "widget_id", keyVal: "$1"}
 )
 
 const (
@@ -153,7 +158,7 @@ func (r reader) LayoutHistory(ctx context.Context, layoutID string, before int64
 		return []dsync.Change{}, nil
 	}
 	return queryAll(ctx, r, "read layout history", scanChange,
-		`SELECT `+changeCols+` FROM layout_changes WHERE layout_id = $1 AND version < $2
+		`SELECT `+changeCols+` FROM layout_changes WHERE `+layoutLog.rows+` AND version < $2
 		 ORDER BY version DESC LIMIT $3`, layoutID, before, limit)
 }
 
@@ -228,7 +233,7 @@ func (r reader) Dashboard(ctx context.Context, owner string) (dsync.Dashboard, e
 
 func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
 	return queryAll(ctx, r, "read "+log.kind+" changes", scanChange,
-		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = $1 AND version > $2 AND version <= $3
+		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.rows+` AND version > $2 AND version <= $3
 		 ORDER BY version`, id, after, upTo)
 }
 
@@ -237,7 +242,7 @@ func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo i
 func (r reader) paths(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
 	return queryAll(ctx, r, "read "+log.kind+" change paths", scanPaths,
 		`SELECT c.version, coalesce(c.paths, (SELECT json_agg(e ->> 'path') FROM json_array_elements(c.ops) e), '[]'::json)
-		 FROM `+log.table+` c WHERE c.`+log.idCol+` = $1 AND c.version > $2 AND c.version <= $3
+		 FROM `+log.table+` c WHERE `+log.rows+` AND c.version > $2 AND c.version <= $3
 		 ORDER BY c.version`, id, after, upTo)
 }
 
@@ -260,7 +265,7 @@ func (r reader) changeByEdit(ctx context.Context, log opLog, id, editID string) 
 		return dsync.Change{}, storekit.NotFound(log.kind + " change")
 	}
 	c, err := scanChange(r.q.QueryRow(ctx,
-		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = $1 AND edit_id = $2`, id, editID))
+		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.rows+` AND edit_id = $2`, id, editID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return dsync.Change{}, storekit.NotFound(log.kind + " change")
 	}

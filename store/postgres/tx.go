@@ -211,10 +211,10 @@ func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Cha
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.Exec(ctx, `INSERT INTO `+log.table+` (`+log.idCol+`, `+changeCols+`, paths)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	_, err = t.tx.Exec(ctx, `INSERT INTO `+log.table+` (`+log.keyCol+`, `+changeCols+`, paths)
+		VALUES (`+log.keyVal+`, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		id, c.Version, ops, doc, c.Author, c.Client, storekit.NullString(c.EditID), c.Rebased,
-		c.RestoredFrom, pgTime(c.Time), storekit.EncodePaths(c.Ops))
+		c.RestoredFrom, pgTime(c.Time), storekit.PathsFor(c.Ops, ops))
 	if err != nil {
 		return t.s.mapWriteErr(ctx, log.kind, "append "+log.kind+" change", err)
 	}
@@ -239,7 +239,7 @@ func (t *tx) trim(ctx context.Context, log opLog, id string, upTo int64) error {
 	if t.s.closed.Load() {
 		return storekit.Closed()
 	}
-	if _, err := t.tx.Exec(ctx, `DELETE FROM `+log.table+` WHERE `+log.idCol+` = $1 AND version <= $2`, id, upTo); err != nil {
+	if _, err := t.tx.Exec(ctx, `DELETE FROM `+log.table+` WHERE `+log.rows+` AND version <= $2`, id, upTo); err != nil {
 		return t.s.mapErr(ctx, "trim "+log.kind+" changes", err)
 	}
 	return nil

@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 
+	"github.com/google/uuid"
+
 	"github.com/dashsync/dashsync/store/internal/storekit"
 	dsync "github.com/dashsync/dashsync/sync"
 )
@@ -22,18 +24,56 @@ type reader struct {
 	q queryer
 }
 
-// opLog names the op log table of one kind of object, and the other tables whose
-// idCol rows go with the object when it is deleted.
+// opLog names the op log table of one kind of object: rows is the condition that
+// picks an object's rows, with its id as the first parameter; keyCol and keyVal are
+// the key column of a new row and its value, from the id; dependents are the other
+// tables whose idCol rows go with the object when it is deleted. A blobEditID log
+// keeps editIds as their 16 bytes.
 type opLog struct {
-	kind, table, idCol string
-	dependents         []string
+	kind, table, rows, keyCol, keyVal, idCol string
+	dependents                               []string
+	blobEditID                               bool
 }
 
 var (
-	layoutLog = opLog{kind: "layout", table: "layout_changes", idCol: "layout_id",
-		dependents: []string{"layout_members", "layout_links"}}
-	widgetLog = opLog{kind: "widget", table: "widget_changes", idCol: "widget_id"}
+	// A layout's rows are keyed by its log_id (migration 00004).
+	layoutLog = opLog{kind: "layout", table: "layout_changes",
+		rows:   `log_id = (SELECT log_id FROM layouts WHERE id = ?)`,
+		keyCol: "log_id", keyVal: `(SELECT log_id FROM layouts WHERE id = ?)`, idCol: "layout_id",
+		dependents: []string{"layout_members", "layout_links"}, blobEditID: true}
+	widgetLog = opLog{kind: "widget", table: "widget_changes", rows: `widget_id = ?`, keyCol: "widget_id", keyVal: "?", idCol: "widget_id"}
 )
+
+// editIDArg is an editId as log keeps it ("" is NULL). An editId that is not a UUID
+// cannot be in a log that keeps bytes: it is looked up as one that matches nothing.
+func (log opLog) editIDArg(editID string) any {
+	if editID == "" {
+		return nil
+	}
+	if !log.blobEditID {
+		return editID
+	}
+	u, err := uuid.Parse(editID)
+	if err != nil {
+		return []byte{}
+	}
+	return u[:]
+}
+
+// editIDOf is an edit_id column as scanned (TEXT, a BLOB of 16 bytes, or NULL) as a
+// string.
+func editIDOf(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		if u, err := uuid.FromBytes(v); err == nil {
+			return u.String()
+		}
+		return string(v)
+	}
+	return ""
+}
 
 const (
 	layoutCols = `id, owner, name, is_default, columns, items, settings, version, created_at, updated_at`
@@ -97,7 +137,7 @@ func scanChange(row scanner) (dsync.Change, error) {
 	var (
 		c            dsync.Change
 		ops, doc     []byte
-		editID       sql.NullString
+		editID       any
 		rebased      int64
 		restoredFrom sql.NullInt64
 		created      int64
@@ -111,7 +151,7 @@ func scanChange(row scanner) (dsync.Change, error) {
 		return dsync.Change{}, err
 	}
 	c.Doc = storekit.RawJSON(doc)
-	c.EditID = editID.String
+	c.EditID = editIDOf(editID)
 	c.Rebased = rebased != 0
 	if restoredFrom.Valid {
 		v := restoredFrom.Int64
@@ -159,7 +199,7 @@ func (r reader) LayoutHistory(ctx context.Context, layoutID string, before int64
 		return []dsync.Change{}, nil
 	}
 	return queryAll(ctx, r, "read layout history", scanChange,
-		`SELECT `+changeCols+` FROM layout_changes WHERE layout_id = ? AND version < ?
+		`SELECT `+changeCols+` FROM layout_changes WHERE `+layoutLog.rows+` AND version < ?
 		 ORDER BY version DESC LIMIT ?`, layoutID, before, limit)
 }
 
@@ -233,7 +273,7 @@ func (r reader) Dashboard(ctx context.Context, owner string) (dsync.Dashboard, e
 
 func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
 	return queryAll(ctx, r, "read "+log.kind+" changes", scanChange,
-		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = ? AND version > ? AND version <= ?
+		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.rows+` AND version > ? AND version <= ?
 		 ORDER BY version`, id, after, upTo)
 }
 
@@ -242,7 +282,7 @@ func (r reader) changes(ctx context.Context, log opLog, id string, after, upTo i
 func (r reader) paths(ctx context.Context, log opLog, id string, after, upTo int64) ([]dsync.Change, error) {
 	return queryAll(ctx, r, "read "+log.kind+" change paths", scanPaths,
 		`SELECT c.version, coalesce(c.paths, (SELECT json_group_array(j.value ->> '$.path') FROM json_each(c.ops) j))
-		 FROM `+log.table+` c WHERE c.`+log.idCol+` = ? AND c.version > ? AND c.version <= ?
+		 FROM `+log.table+` c WHERE `+log.rows+` AND c.version > ? AND c.version <= ?
 		 ORDER BY c.version`, id, after, upTo)
 }
 
@@ -265,7 +305,7 @@ func (r reader) changeByEdit(ctx context.Context, log opLog, id, editID string) 
 		return dsync.Change{}, storekit.NotFound(log.kind + " change")
 	}
 	c, err := scanChange(r.q.QueryRowContext(ctx,
-		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.idCol+` = ? AND edit_id = ?`, id, editID))
+		`SELECT `+changeCols+` FROM `+log.table+` WHERE `+log.rows+` AND edit_id = ?`, id, log.editIDArg(editID)))
 	if errors.Is(err, sql.ErrNoRows) {
 		return dsync.Change{}, storekit.NotFound(log.kind + " change")
 	}

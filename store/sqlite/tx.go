@@ -54,7 +54,8 @@ func (t *tx) CreateLayout(ctx context.Context, l dsync.Layout, c dsync.Change) e
 		return err
 	}
 	return t.atomic(ctx, func() error {
-		_, err := t.tx.ExecContext(ctx, `INSERT INTO layouts (`+layoutCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := t.tx.ExecContext(ctx, `INSERT INTO layouts (`+layoutCols+`, log_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT coalesce(max(log_id), 0) + 1 FROM layouts))`,
 			l.ID, l.Owner, l.Name, boolInt(l.IsDefault), l.Columns, items, settings, l.Version,
 			storekit.UnixMilli(l.CreatedAt), storekit.UnixMilli(l.UpdatedAt))
 		if err != nil {
@@ -225,10 +226,10 @@ func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Cha
 	if err != nil {
 		return err
 	}
-	_, err = t.tx.ExecContext(ctx, `INSERT INTO `+log.table+` (`+log.idCol+`, `+changeCols+`, paths)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, c.Version, ops, doc, c.Author, c.Client, storekit.NullString(c.EditID), boolInt(c.Rebased),
-		storekit.NullInt64(c.RestoredFrom), storekit.UnixMilli(c.Time), storekit.EncodePaths(c.Ops))
+	_, err = t.tx.ExecContext(ctx, `INSERT INTO `+log.table+` (`+log.keyCol+`, `+changeCols+`, paths)
+		VALUES (`+log.keyVal+`, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, c.Version, ops, doc, c.Author, c.Client, log.editIDArg(c.EditID), boolInt(c.Rebased),
+		storekit.NullInt64(c.RestoredFrom), storekit.UnixMilli(c.Time), storekit.PathsFor(c.Ops, ops))
 	if err != nil {
 		return t.s.mapWriteErr(ctx, log.kind, "append "+log.kind+" change", err)
 	}
@@ -237,6 +238,17 @@ func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Cha
 
 func (t *tx) delete(ctx context.Context, table string, log opLog, owner, id string) error {
 	return t.atomic(ctx, func() error {
+		// The foreign keys cascade too; this keeps the log (and a layout's members
+		// and links) gone even without them. When the object is not owner's, the
+		// savepoint undoes it.
+		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+log.table+` WHERE `+log.rows, id); err != nil {
+			return t.s.mapErr(ctx, "delete "+log.kind+" changes", err)
+		}
+		for _, dep := range log.dependents {
+			if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+dep+` WHERE `+log.idCol+` = ?`, id); err != nil {
+				return t.s.mapErr(ctx, "delete "+log.kind+" "+dep, err)
+			}
+		}
 		res, err := t.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE id = ? AND owner = ?`, id, owner)
 		if err != nil {
 			return t.s.mapErr(ctx, "delete "+log.kind, err)
@@ -246,16 +258,6 @@ func (t *tx) delete(ctx context.Context, table string, log opLog, owner, id stri
 		} else if n == 0 {
 			return storekit.NotFound(log.kind)
 		}
-		// The foreign keys cascade too; this keeps the log (and a layout's members and
-		// links) gone even without them.
-		if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+log.table+` WHERE `+log.idCol+` = ?`, id); err != nil {
-			return t.s.mapErr(ctx, "delete "+log.kind+" changes", err)
-		}
-		for _, dep := range log.dependents {
-			if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+dep+` WHERE `+log.idCol+` = ?`, id); err != nil {
-				return t.s.mapErr(ctx, "delete "+log.kind+" "+dep, err)
-			}
-		}
 		return nil
 	})
 }
@@ -264,7 +266,7 @@ func (t *tx) trim(ctx context.Context, log opLog, id string, upTo int64) error {
 	if t.s.closed.Load() {
 		return storekit.Closed()
 	}
-	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+log.table+` WHERE `+log.idCol+` = ? AND version <= ?`, id, upTo); err != nil {
+	if _, err := t.tx.ExecContext(ctx, `DELETE FROM `+log.table+` WHERE `+log.rows+` AND version <= ?`, id, upTo); err != nil {
 		return t.s.mapErr(ctx, "trim "+log.kind+" changes", err)
 	}
 	return nil

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
@@ -32,7 +34,7 @@ func testReadForEdits(t *testing.T, s dsync.Store) {
 	err := s.InTx(ctx, func(tx dsync.Tx) error {
 		var err error
 		got, err = tx.ReadForEdits(ctx, []dsync.EditRead{
-			{LayoutID: l.ID, Users: []string{owner, editor, stranger}, EditIDs: []string{changes[2].EditID, newID("edit")},
+			{LayoutID: l.ID, Users: []string{owner, editor, stranger}, EditIDs: []string{changes[2].EditID, uuid.NewString()},
 				After: 1, MaxBack: 16, Widgets: []string{mine.ID, theirs.ID, newID("widget")}},
 			{LayoutID: missing, Users: []string{owner}},
 			{LayoutID: other.ID, Users: []string{stranger}, After: 0, MaxBack: 1},

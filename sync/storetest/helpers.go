@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
@@ -96,7 +98,7 @@ func changeFor(obj any, version int64, key string, t dsync.Time) dsync.Change {
 		},
 		Author: "alice",
 		Client: "c-7f3a",
-		EditID: newID("edit"),
+		EditID: uuid.NewString(),
 		Time:   t,
 		Doc:    docOf(obj),
 	}

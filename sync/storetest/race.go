@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/google/uuid"
+
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
@@ -97,7 +99,7 @@ func raceWriter(t testing.TB, s dsync.Store, l dsync.Layout, g int, afterFirstRe
 	ctx := t.Context()
 	key := fmt.Sprintf("w%d", g)
 	value := json.RawMessage(fmt.Sprintf(`{"writer":%d,"html":"<&>"}`, g))
-	res := raceResult{editID: newID("edit")}
+	res := raceResult{editID: uuid.NewString()}
 	for attempt := 0; attempt < raceAttempts; attempt++ {
 		var head dsync.Layout
 		if afterFirstRead != nil {

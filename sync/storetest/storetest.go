@@ -23,7 +23,6 @@ func Run(t *testing.T, newStore func(t testing.TB) dsync.Store) {
 		{"Layout_ListIsOwnersOnlyOldestFirst", testLayoutListOrder},
 		{"Layout_UpdateReplacesDocumentAndAppendsChange", testLayoutUpdate},
 		{"Layout_UpdateIsCompareAndSwapOnVersion", testLayoutUpdateCAS},
-		{"Layout_DuplicateEditIDIsRejectedAndNothingWritten", testLayoutDuplicateEdit},
 		{"Layout_ChangesAreAfterExclusiveUpToInclusiveAscending", testLayoutChangesRange},
 		{"Layout_PathsAreEachChangesDistinctPaths", testLayoutPaths},
 		{"Layout_HistoryIsBeforeExclusiveNewestFirstLimited", testLayoutHistory},

@@ -96,9 +96,9 @@ func testTxIsolation(t *testing.T, s dsync.Store) {
 	checkLayout(t, mustGetLayout(t, s, l.Owner, l.ID), l)
 }
 
-// testTxFailedWriteKeepsTx: a write refused with ErrStale or ErrDuplicateEdit writes
-// nothing and leaves the transaction usable, so the pipeline can look up the original
-// change of a resent edit, or commit something else, in the same transaction.
+// testTxFailedWriteKeepsTx: a write refused with ErrStale or not_found writes nothing
+// and leaves the transaction usable, so the pipeline can look up the original change
+// of a resent edit, or commit something else, in the same transaction.
 func testTxFailedWriteKeepsTx(t *testing.T, s dsync.Store) {
 	ctx := t.Context()
 	l := newLayout(newID("user"))
@@ -110,9 +110,8 @@ func testTxFailedWriteKeepsTx(t *testing.T, s dsync.Store) {
 		stale, cs := nextLayout(l, "stale") // based on version 1
 		wantIs(t, "UpdateLayout on an old base", tx.UpdateLayout(ctx, stale, cs), dsync.ErrStale)
 
-		dup, cd := nextLayout(v2, "dup")
-		cd.EditID = c2.EditID
-		wantIs(t, "UpdateLayout with a committed editId", tx.UpdateLayout(ctx, dup, cd), dsync.ErrDuplicateEdit)
+		gone, cg := nextLayout(newLayout(l.Owner), "gone")
+		wantCode(t, "UpdateLayout of a layout that is not there", tx.UpdateLayout(ctx, gone, cg), dsync.CodeNotFound)
 		orig, err := tx.LayoutChangeByEdit(ctx, l.ID, c2.EditID)
 		if err != nil {
 			return err

@@ -3,6 +3,8 @@ package storetest
 import (
 	"testing"
 
+	"github.com/google/uuid"
+
 	dsync "github.com/dashsync/dashsync/sync"
 )
 
@@ -137,7 +139,7 @@ func testWidgetDuplicateEdit(t *testing.T, s dsync.Store) {
 		t.Fatalf("WidgetChangeByEdit: %v", err)
 	}
 	checkChange(t, got, c2)
-	_, err = s.WidgetChangeByEdit(ctx, w.ID, newID("edit"))
+	_, err = s.WidgetChangeByEdit(ctx, w.ID, uuid.NewString())
 	wantCode(t, "WidgetChangeByEdit of an unknown editId", err, dsync.CodeNotFound)
 	_, err = s.WidgetChangeByEdit(ctx, w.ID, "")
 	wantCode(t, "WidgetChangeByEdit of the empty editId", err, dsync.CodeNotFound)

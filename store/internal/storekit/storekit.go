@@ -302,6 +302,20 @@ func DecodePaths(c *dsync.Change, b []byte) error {
 	return nil
 }
 
+// pathsAbove is the size of encoded ops above which an op-log row keeps their paths
+// apart: below it, reading the ops for their paths costs no more than the column.
+const pathsAbove = 512
+
+// PathsFor is the paths column of an op-log row whose ops encode as opsJSON: their
+// paths (EncodePaths) when opsJSON is large, else NULL (nil), and readers take the
+// paths from the ops.
+func PathsFor(ops []dsync.Op, opsJSON string) any {
+	if len(opsJSON) <= pathsAbove {
+		return nil
+	}
+	return EncodePaths(ops)
+}
+
 // EncodePaths is the paths column of an op-log row: the distinct paths of ops, as a
 // JSON array of strings, in the order they first appear.
 func EncodePaths(ops []dsync.Op) string {
