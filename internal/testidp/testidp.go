@@ -6,6 +6,7 @@
 package testidp
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -25,6 +26,8 @@ import (
 
 	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/dashsync/dashsync/jwks"
 )
 
 // The provider's issuer and the audience its tokens name by default.
@@ -237,4 +240,43 @@ func ServeSet(t testing.TB, raw string) string {
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL
+}
+
+// Patience bounds every wait for a condition here: generous, since the machine may be
+// slow; nothing asserts how fast it comes.
+const Patience = 30 * time.Second
+
+// Set returns a key set of the provider's, closed at cleanup, without waiting for it.
+func (p *Provider) Set(t testing.TB, o jwks.Options) *jwks.Set {
+	t.Helper()
+	s, err := jwks.New(p.URL(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// ReadySet is Set, once it holds the provider's keys.
+func (p *Provider) ReadySet(t testing.TB, o jwks.Options) *jwks.Set {
+	t.Helper()
+	s := p.Set(t, o)
+	WaitReady(t, s)
+	return s
+}
+
+// WaitReady waits until s holds a key set, at most Patience.
+func WaitReady(t testing.TB, s *jwks.Set) {
+	t.Helper()
+	deadline := time.Now().Add(Patience)
+	for {
+		err := s.Ready(context.Background())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the key set is not ready after %v: %v", Patience, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition, not waiting a time
+	}
 }
