@@ -85,41 +85,46 @@ func TestSet_VerifiesEachKindOfKey(t *testing.T) {
 // bytes as its HMAC secret) gets no key.
 func TestSet_KeyOnlyForItsAlgorithm(t *testing.T) {
 	t.Parallel()
-	p := testidp.New(t, false)
-	s := newSet(t, p.URL(), jwks.Options{})
-	waitReady(t, s)
-	cases := []struct {
-		name, alg, keyOf string
-	}{
-		{"ES256 under the RSA kid", "ES256", testidp.RS256},
-		{"EdDSA under the EC kid", "EdDSA", testidp.ES256},
-		{"RS256 under the Ed25519 kid", "RS256", testidp.EdDSA},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			tok := testidp.SignWith(t, tc.alg, p.KID(tc.keyOf), testidp.NewPrivateKey(t, tc.alg), testidp.Claims("alice"))
-			err := verify(s, tok)
-			if !errors.Is(err, jwks.ErrAlgorithm) {
-				t.Fatalf("got %v, want jwks.ErrAlgorithm", err)
+	for _, noAlg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "keys with alg", true: "keys without alg"}[noAlg], func(t *testing.T) {
+			t.Parallel()
+			p := testidp.New(t, false)
+			p.NoAlg.Store(noAlg)
+			s := newSet(t, p.URL(), jwks.Options{})
+			waitReady(t, s)
+			if err := verify(s, p.Token(t, testidp.EdDSA, "alice")); err != nil {
+				t.Fatalf("the provider's own EdDSA token: %v", err)
+			}
+			cases := []struct {
+				name, alg, keyOf string
+			}{
+				{"ES256 under the RSA kid", "ES256", testidp.RS256},
+				{"EdDSA under the EC kid", "EdDSA", testidp.ES256},
+				{"RS256 under the Ed25519 kid", "RS256", testidp.EdDSA},
+				{"ES256 under the Ed25519 kid", "ES256", testidp.EdDSA},
+			}
+			for _, tc := range cases {
+				tok := testidp.SignWith(t, tc.alg, p.KID(tc.keyOf), testidp.NewPrivateKey(t, tc.alg), testidp.Claims("alice"))
+				if err := verify(s, tok); !errors.Is(err, jwks.ErrAlgorithm) {
+					t.Errorf("%s: got %v, want jwks.ErrAlgorithm", tc.name, err)
+				}
+			}
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, testidp.Claims("alice"))
+			tok.Header["kid"] = p.KID(testidp.RS256)
+			signed, err := tok.SignedString(p.PublicKeyPEM(t, testidp.RS256))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Asked directly, not through a parser that allows only jwks.Algorithms.
+			parsed, _, err := jwt.NewParser().ParseUnverified(signed, jwt.MapClaims{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key, err := s.Key(context.Background(), parsed); !errors.Is(err, jwks.ErrAlgorithm) {
+				t.Fatalf("Key for an HS256 token made with the public key: got %v, %v; want no key and jwks.ErrAlgorithm", key, err)
 			}
 		})
 	}
-	t.Run("HS256 with the public key as secret", func(t *testing.T) {
-		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, testidp.Claims("alice"))
-		tok.Header["kid"] = p.KID(testidp.RS256)
-		signed, err := tok.SignedString(p.PublicKeyPEM(t, testidp.RS256))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// Asked directly, not through a parser that allows only jwks.Algorithms.
-		parsed, _, err := jwt.NewParser().ParseUnverified(signed, jwt.MapClaims{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if key, err := s.Key(context.Background(), parsed); !errors.Is(err, jwks.ErrAlgorithm) {
-			t.Fatalf("Key for an HS256 token: got %v, %v; want no key and jwks.ErrAlgorithm", key, err)
-		}
-	})
 }
 
 // TestSet_PicksUpARotatedKey: a token of a key the set does not hold yet (new kid)

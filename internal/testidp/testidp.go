@@ -60,6 +60,9 @@ type Provider struct {
 	gen      int
 	down     bool
 	requests atomic.Int64
+	// NoAlg leaves alg out of the keys served (as some providers do): only the key's
+	// type then says what it verifies.
+	NoAlg atomic.Bool
 }
 
 // New starts a provider with one key of each kind, closed at cleanup. With down, it
@@ -216,9 +219,11 @@ func (p *Provider) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	var set jwkset.JWKSMarshal
 	for i, k := range keys {
-		jwk, err := jwkset.NewJWKFromKey(k.priv.Public(), jwkset.JWKOptions{
-			Metadata: jwkset.JWKMetadataOptions{KID: k.kid, ALG: jwkset.ALG(kinds[i]), USE: jwkset.UseSig},
-		})
+		meta := jwkset.JWKMetadataOptions{KID: k.kid, ALG: jwkset.ALG(kinds[i]), USE: jwkset.UseSig}
+		if p.NoAlg.Load() {
+			meta.ALG = ""
+		}
+		jwk, err := jwkset.NewJWKFromKey(k.priv.Public(), jwkset.JWKOptions{Metadata: meta})
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
