@@ -171,7 +171,11 @@ func New(rawURL string, o Options) (*Set, error) {
 // Close stops the background fetches and waits for them. Calling it twice is safe;
 // a closed Set keeps answering with the keys it holds.
 func (s *Set) Close() {
+	// Under mu: startFetch starts no fetch goroutine after this (wg.Add never races
+	// with Wait).
+	s.mu.Lock()
 	s.cancel()
+	s.mu.Unlock()
 	s.wg.Wait()
 }
 
