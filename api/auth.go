@@ -105,7 +105,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		user, exp = a.Who, a.Expires
 		c.Set(ctxLinkLayout, a.LayoutID)
 	} else {
-		user, exp, err = s.verify(tok)
+		user, exp, err = s.tokens.Verify(c.Request.Context(), tok, s.now())
 	}
 	if err != nil {
 		s.writeError(c, err)
@@ -118,30 +118,3 @@ func (s *Server) authenticate(c *gin.Context) {
 
 // userOf returns the authenticated user of a request under /api.
 func userOf(c *gin.Context) string { return c.GetString(ctxUser) }
-
-// verifiedToken is a token whose signature and claims were checked.
-type verifiedToken struct {
-	user string
-	exp  time.Time
-}
-
-// tokenCacheSize bounds how many verified tokens the server remembers.
-const tokenCacheSize = 10_000
-
-// verify checks a token, remembering the ones that verified: a client sends the same
-// token with every request, and checking its signature and claims again each time
-// costs more than the rest of a cached read. Expiry is checked on every use.
-func (s *Server) verify(tok string) (string, time.Time, error) {
-	now := s.now()
-	if v, ok := s.tokens.Get(tok); ok {
-		if now.Before(v.exp) {
-			return v.user, v.exp, nil
-		}
-		s.tokens.Remove(tok)
-	}
-	user, exp, err := VerifyToken(s.secret, tok, now)
-	if err == nil {
-		s.tokens.Add(tok, verifiedToken{user: user, exp: exp})
-	}
-	return user, exp, err
-}

@@ -16,7 +16,7 @@ package api_test
 //	@wait                         judge the answers of the requests sent with bg
 //	@sleep MS                     pause (at most 2 s), to let a background request get going
 //
-// REST options: auth=a|b|expired|garbage|none|empty|basic|query-a|query-b (default a),
+// REST options: auth=a|b|expired|garbage|none|empty|basic|query-a|query-b|idp-… (default a),
 // ct=json|text|form|multipart|none|<raw> (default json with a body), im=<If-Match>,
 // inm=<If-None-Match>, origin=<Origin>, h:Name=Value, x=N (send it N times), gen (the
 // body is generated from entropy instead), bg (send it in the background: the steps
@@ -40,6 +40,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -63,13 +64,16 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/hub"
 	"github.com/dashsync/dashsync/internal/app"
+	"github.com/dashsync/dashsync/internal/testidp"
 	"github.com/dashsync/dashsync/internal/testnet"
+	"github.com/dashsync/dashsync/jwks"
 	"github.com/dashsync/dashsync/source"
 	"github.com/dashsync/dashsync/store/sqlite"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -112,8 +116,12 @@ type fzServer struct {
 	svc     *dsync.Service
 	hub     *hub.Hub
 	stub    *httptest.Server
-	logs    *fzLog
-	users   atomic.Int64
+	idp     *testidp.Provider // signs the idp-… tokens; the server checks its issuer and audience
+	// stranger is an RSA key the provider does not have (made once: RSA keys are slow
+	// to make).
+	stranger crypto.Signer
+	logs     *fzLog
+	users    atomic.Int64
 	// scale divides the costly parts of a script (repetitions, requests, macro
 	// counts, the long op log of @history) while fuzzing, so that mutations of the big
 	// seeds (and their minimization) stay fast; 1 under plain go test, where the seeds
@@ -175,9 +183,11 @@ func newFzServer(tb testing.TB) *fzServer {
 		tb.Fatal(err)
 	}
 	shared := app.Embedded(0)
+	idp := testidp.New(tb, false)
 	a, err := app.New(ctx, app.Config{
 		Store: st, SoleWriter: true, Shared: shared, Secret: fzSecret,
-		Sources: sources, Fetchers: sources.Fetchers(), Logger: log, Registry: reg, Web: web.FS(),
+		IdentityProvider: &api.IdentityProvider{Keys: idp.ReadySet(tb, jwks.Options{}), Issuer: testidp.Issuer, Audience: testidp.Audience},
+		Sources:          sources, Fetchers: sources.Fetchers(), Logger: log, Registry: reg, Web: web.FS(),
 	})
 	if err != nil {
 		tb.Fatal(err)
@@ -185,7 +195,7 @@ func newFzServer(tb testing.TB) *fzServer {
 	svc, h, handler := a.Service, a.Hub, a.Handler
 	srv := httptest.NewServer(handler)
 	s := &fzServer{handler: handler, srv: srv, wsURL: "ws" + strings.TrimPrefix(srv.URL, "http") + "/api/ws",
-		store: st, svc: svc, hub: h, stub: stub, logs: logs, scale: 1}
+		store: st, svc: svc, hub: h, stub: stub, idp: idp, stranger: testidp.NewPrivateKey(tb, testidp.RS256), logs: logs, scale: 1}
 	if f := flag.Lookup("test.fuzz"); f != nil && f.Value.String() != "" {
 		s.scale = 10
 	}
@@ -272,6 +282,9 @@ func (fzLoopbackDialer) DialContext(ctx context.Context, network, address string
 // fzUser is one user of a run and its tokens.
 type fzUser struct {
 	id, token, expired string
+	// idp are tokens of the identity provider by auth option: idp-rs, idp-es and
+	// idp-ed are good (RS256, ES256, EdDSA); the others are each wrong in one way.
+	idp map[string]string
 }
 
 // fzRun is one fuzz input executed against the server: two fresh users with a
@@ -353,7 +366,43 @@ func (s *fzServer) user(t testing.TB, id string) fzUser {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fzUser{id: id, token: tok, expired: exp}
+	return fzUser{id: id, token: tok, expired: exp, idp: s.idpTokens(t, id)}
+}
+
+// idpTokens are the identity provider's tokens for user: fzUser.idp.
+func (s *fzServer) idpTokens(t testing.TB, user string) map[string]string {
+	t.Helper()
+	p := s.idp
+	claims := func(kv ...any) jwt.MapClaims {
+		c := testidp.Claims(user)
+		for i := 0; i+1 < len(kv); i += 2 {
+			c[kv[i].(string)] = kv[i+1]
+		}
+		return c
+	}
+	none, err := jwt.NewWithClaims(jwt.SigningMethodNone, claims()).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	if err != nil {
+		t.Fatal(err)
+	}
+	confused := jwt.NewWithClaims(jwt.SigningMethodHS256, claims())
+	confused.Header["kid"] = p.KID(testidp.RS256)
+	confusedTok, err := confused.SignedString(p.PublicKeyPEM(t, testidp.RS256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return map[string]string{
+		"idp-rs":          p.Sign(t, testidp.RS256, claims()),
+		"idp-es":          p.Sign(t, testidp.ES256, claims()),
+		"idp-ed":          p.Sign(t, testidp.EdDSA, claims()),
+		"idp-bad-iss":     p.Sign(t, testidp.RS256, claims("iss", "https://other.test/")),
+		"idp-bad-aud":     p.Sign(t, testidp.ES256, claims("aud", "another-api")),
+		"idp-expired":     p.Sign(t, testidp.EdDSA, claims("exp", time.Now().Add(-time.Hour).Unix())),
+		"idp-unknown-kid": testidp.SignWith(t, testidp.RS256, "no-such-kid", s.stranger, claims()),
+		"idp-none":        none,
+		"idp-confused":    confusedTok,
+		"idp-link-sub":    p.Sign(t, testidp.ES256, claims("sub", dsync.LinkUserPrefix+"x")),
+		"idp-nul-kid":     testidp.SignWith(t, testidp.RS256, "\x00", s.stranger, claims()),
+	}
 }
 
 // fzStep is one parsed step of a script.
@@ -735,7 +784,7 @@ type fzRequest struct {
 // tokenUser is the user whose valid token the request carries ("" for none).
 func (r *fzRun) tokenUser(auth string) string {
 	switch auth {
-	case "a", "query-a":
+	case "a", "query-a", "idp-rs", "idp-es", "idp-ed":
 		return r.a.id
 	case "b", "query-b":
 		return r.b.id
@@ -859,6 +908,10 @@ func (r *fzRun) send(q fzRequest) *fzResult {
 		req.Header.Set("Authorization", "Bearer ")
 	case "basic":
 		req.Header.Set("Authorization", "Basic YTpi")
+	default:
+		if strings.HasPrefix(q.auth, "idp-") {
+			req.Header.Set("Authorization", "Bearer "+r.a.idp[q.auth])
+		}
 	}
 	ct := "application/json"
 	if q.ct != nil {

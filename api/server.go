@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	lru "github.com/hashicorp/golang-lru/v2"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -31,8 +30,12 @@ type Config struct {
 	Domain Domain
 	// Data answers widget data reads, pushes and clears. Required.
 	Data Data
-	// JWTSecret verifies tokens (HS256). Required.
+	// JWTSecret verifies HS256 tokens when Tokens is nil, and signs the tokens of
+	// DevTokens. JWTSecret or Tokens is required.
 	JWTSecret []byte
+	// Tokens verifies bearer tokens (HS256 with a secret, an identity provider's);
+	// nil: a Verifier of JWTSecret's HS256 tokens only.
+	Tokens *Verifier
 	// Logger receives one line per request and every internal error in full; nil
 	// discards.
 	Logger *slog.Logger
@@ -67,7 +70,8 @@ type Config struct {
 	// top-level files at /web/<name>. nil: neither is served.
 	Web fs.FS
 	// DevTokens serves GET /dev/token?user=NAME: a token for any user, signed with
-	// JWTSecret, for the demo page. Only for serve --dev: it lets anyone act as anyone.
+	// JWTSecret (then required), for the demo page. Only for serve --dev: it lets
+	// anyone act as anyone.
 	DevTokens bool
 	// DevTokenTTL is how long those tokens live; default DefaultDevTokenTTL (1h).
 	DevTokenTTL time.Duration
@@ -87,7 +91,7 @@ type Server struct {
 	bodyWait  time.Duration
 	now       func() time.Time
 	validator *validator.Validate
-	tokens    *lru.Cache[string, verifiedToken]
+	tokens    *Verifier
 	sockets   Sockets
 	origins   []string
 	limiter   ratelimit.Limiter
@@ -107,8 +111,14 @@ func New(cfg Config) *Server {
 		panic("api.New: Config.Domain is required")
 	case cfg.Data == nil:
 		panic("api.New: Config.Data is required")
-	case len(cfg.JWTSecret) == 0:
-		panic("api.New: Config.JWTSecret is required")
+	case len(cfg.JWTSecret) == 0 && cfg.Tokens == nil:
+		panic("api.New: Config.JWTSecret or Config.Tokens is required")
+	case len(cfg.JWTSecret) == 0 && cfg.DevTokens:
+		panic("api.New: Config.DevTokens needs Config.JWTSecret")
+	}
+	tokens := cfg.Tokens
+	if tokens == nil {
+		tokens, _ = NewVerifier(cfg.JWTSecret, nil) // fails only without a secret
 	}
 	s := &Server{
 		svc:       cfg.Domain,
@@ -122,7 +132,7 @@ func New(cfg Config) *Server {
 		bodyWait:  cfg.ReadTimeout,
 		now:       cfg.Now,
 		validator: newValidator(),
-		tokens:    newTokenCache(),
+		tokens:    tokens,
 		sockets:   cfg.Sockets,
 		origins:   cfg.AllowedOrigins,
 		limiter:   cfg.Limiter,
@@ -219,9 +229,4 @@ func (s *Server) routeLayouts(g *gin.RouterGroup) {
 	g.GET("/:id/versions", s.handleLayoutHistory)
 	g.POST("/:id/versions/:v/restore", s.limitEdit, s.handleLayoutRestore)
 	s.routeSharing(g)
-}
-
-func newTokenCache() *lru.Cache[string, verifiedToken] {
-	c, _ := lru.New[string, verifiedToken](tokenCacheSize) // fails only for a size ≤ 0
-	return c
 }

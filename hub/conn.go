@@ -199,7 +199,7 @@ func (c *conn) handle(ctx context.Context, b []byte) {
 	case "refresh":
 		err = c.refresh(ctx, m)
 	case "auth":
-		err = c.auth(m)
+		err = c.auth(ctx, m)
 	default:
 		err = dsync.Errorf(dsync.CodeBadRequest, "unknown message type %q", m.Type)
 	}

@@ -296,14 +296,17 @@ func (c *conn) widgetFor(ctx context.Context, name, id string, a dsync.Action) (
 	return c.h.svc.WidgetFor(ctx, c.uid, id, a)
 }
 
-func (c *conn) auth(m inbound) error {
+func (c *conn) auth(ctx context.Context, m inbound) error {
 	// A link's connection lives as long as the link: it has no token to refresh, and
 	// may do nothing but read (SPEC §10).
 	if dsync.IsLink(c.uid) {
 		return dsync.Errorf(dsync.CodeForbidden, "a link may not send auth: its connection lasts until the link expires")
 	}
-	id, err := c.h.cfg.Verify(m.Token)
+	id, err := c.h.cfg.Verify(ctx, m.Token)
 	if err != nil {
+		if dsync.ErrorCode(err) == dsync.CodeUnavailable {
+			return err // the identity provider's keys are not at hand yet: try again
+		}
 		return dsync.Errorf(dsync.CodeUnauthorized, "the token is not valid")
 	}
 	if id.User != c.uid {

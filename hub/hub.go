@@ -42,8 +42,10 @@ type Config struct {
 	// refreshed; nil: widget channels answer with no data.
 	Data   Data
 	Broker Broker
-	// Verify checks a token sent in an `auth` message.
-	Verify func(token string) (Identity, error)
+	// Verify checks a token sent in an `auth` message; ctx bounds a fetch of an
+	// identity provider's keys. Its error's code is the reply's when it is
+	// unavailable, else the reply is unauthorized.
+	Verify func(ctx context.Context, token string) (Identity, error)
 	// Presence keeps who is on each layout (across instances with Redis).
 	Presence Presence
 

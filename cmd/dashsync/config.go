@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"time"
 
+	"github.com/dashsync/dashsync/api"
+	"github.com/dashsync/dashsync/jwks"
 	"github.com/dashsync/dashsync/source"
 	dsync "github.com/dashsync/dashsync/sync"
 )
@@ -33,10 +36,16 @@ func (c *storeConfig) parsed() error {
 // serveConfig is everything `dashsync serve` reads from its flags and environment.
 type serveConfig struct {
 	storeConfig
-	Addr           string
-	RedisURL       string
-	RedisPrefix    string
-	JWTSecret      string
+	Addr        string
+	RedisURL    string
+	RedisPrefix string
+	JWTSecret   string
+	// JWKSURL is an identity provider's key set (SPEC §13); empty: none. JWTIssuer
+	// and JWTAudience (checked when set) and JWTUserClaim apply to its tokens.
+	JWKSURL        string
+	JWTIssuer      string
+	JWTAudience    string
+	JWTUserClaim   string
 	AllowedOrigins []string
 	Dev            bool
 	// Rates are per second (burst twice that); 0 is unlimited.
@@ -88,7 +97,11 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	addr := fs.string("addr", "DASHSYNC_ADDR", "127.0.0.1:8080", "address to listen on")
 	redisURL := fs.string("redis-url", "DASHSYNC_REDIS_URL", "", "Redis URL; empty: in-process cache and broker")
 	redisPrefix := fs.string("redis-prefix", "DASHSYNC_REDIS_PREFIX", "dashsync:", "prefix of every Redis key and channel (instances of one cluster share it)")
-	secret := fs.string("jwt-secret", "DASHSYNC_JWT_SECRET", "", "HS256 secret tokens are signed with; required unless --dev")
+	secret := fs.string("jwt-secret", "DASHSYNC_JWT_SECRET", "", "HS256 secret tokens are signed with; required unless --jwks-url or --dev")
+	jwksURL := fs.string("jwks-url", "DASHSYNC_JWKS_URL", "", "an identity provider's JWKS URL (http or https): RS256, ES256 and EdDSA tokens it signs are accepted; empty: none")
+	issuer := fs.string("jwt-issuer", "DASHSYNC_JWT_ISSUER", "", "the iss that tokens of --jwks-url must carry; empty: not checked")
+	audience := fs.string("jwt-audience", "DASHSYNC_JWT_AUDIENCE", "", "the aud that tokens of --jwks-url must carry; empty: not checked")
+	userClaim := fs.string("jwt-user-claim", "DASHSYNC_JWT_USER_CLAIM", "sub", "the claim of tokens of --jwks-url that holds the user id")
 	origins := fs.string("allowed-origins", "DASHSYNC_ALLOWED_ORIGINS", "", "comma-separated origins allowed to open a WebSocket; empty: same host only")
 	dev := fs.bool("dev", "DASHSYNC_DEV", false, "development mode: generate and keep a secret in --data-dir, print a token")
 	rateREST := fs.float("rate-rest", "DASHSYNC_RATE_REST", 100, "REST requests per second per user (burst twice that; 0 unlimited)")
@@ -112,6 +125,7 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 	}
 	c := serveConfig{
 		storeConfig: *sc, Addr: *addr, RedisURL: *redisURL, RedisPrefix: *redisPrefix, JWTSecret: *secret, Dev: *dev,
+		JWKSURL: strings.TrimSpace(*jwksURL), JWTIssuer: *issuer, JWTAudience: *audience, JWTUserClaim: strings.TrimSpace(*userClaim),
 		RateREST: *rateREST, RateWS: *rateWS, RateEdits: *rateEdits, MaxConnsPerUser: *maxConns, ReadTimeout: *readTimeout,
 		CacheBytes: int64(*cacheBytes), RateFetch: *rateFetch,
 		LogFormat: *logFormat, ShutdownTimeout: *shutdown, CommitLanes: *lanes, CommitWindow: *window,
@@ -138,6 +152,9 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 			return serveConfig{}, fmt.Errorf("--%s %v: want a number ≥ 0", name, r)
 		}
 	}
+	if err := c.checkIdentityProvider(); err != nil {
+		return serveConfig{}, err
+	}
 	allow, err := source.ParseAllowList(*sourceAllow)
 	if err != nil {
 		return serveConfig{}, fmt.Errorf("--source-allow: %w", err)
@@ -162,6 +179,30 @@ func parseServe(args []string, stderr io.Writer, getenv func(string) string) (se
 		return serveConfig{}, fmt.Errorf("--shutdown-timeout %v: want a positive duration", c.ShutdownTimeout)
 	}
 	return c, nil
+}
+
+// checkIdentityProvider checks the --jwks-url settings: a URL a key set can be
+// fetched from, and the settings of its tokens only beside it (they would silently
+// apply to nothing).
+func (c serveConfig) checkIdentityProvider() error {
+	if c.JWTUserClaim == "" {
+		return errors.New("--jwt-user-claim is empty: want the name of the claim holding the user id, such as sub")
+	}
+	if c.JWKSURL == "" {
+		for _, f := range []struct{ name, value string }{{"jwt-issuer", c.JWTIssuer}, {"jwt-audience", c.JWTAudience}} {
+			if f.value != "" {
+				return fmt.Errorf("--%s applies to the tokens of --jwks-url, which is not set", f.name)
+			}
+		}
+		if c.JWTUserClaim != api.DefaultUserClaim {
+			return errors.New("--jwt-user-claim applies to the tokens of --jwks-url, which is not set")
+		}
+		return nil
+	}
+	if err := jwks.CheckURL(c.JWKSURL); err != nil {
+		return fmt.Errorf("--jwks-url %w", err)
+	}
+	return nil
 }
 
 // migrateConfig is `dashsync migrate [up|status]`.

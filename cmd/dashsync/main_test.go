@@ -226,6 +226,7 @@ func TestServe_RefusesBadConfiguration(t *testing.T) {
 		wantIn string
 	}{
 		{"no secret without --dev", []string{"serve"}, nil, "no JWT secret"},
+		{"JWKS URL not http or https", []string{"serve", "--jwks-url", "ftp://idp.example/certs"}, nil, "--jwks-url"},
 		{"bad boolean in the environment", []string{"serve"}, []string{"DASHSYNC_DEV", "sure"}, "DASHSYNC_DEV"},
 		{"negative rate", []string{"serve", "--rate-rest", "-1"}, nil, "rate-rest"},
 		{"negative fetch rate", []string{"serve", "--rate-fetch", "-0.5"}, nil, "rate-fetch"},

@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/dashsync/dashsync/api"
 	"github.com/dashsync/dashsync/internal/app"
+	"github.com/dashsync/dashsync/jwks"
 	"github.com/dashsync/dashsync/ratelimit"
 	"github.com/dashsync/dashsync/store/postgres"
 	"github.com/dashsync/dashsync/store/sqlite"
@@ -133,15 +135,24 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 		return err
 	}
 	defer sources.Close()
+	idp, err := openIdentityProvider(c, log)
+	if err != nil {
+		return err
+	}
+	if idp != nil {
+		defer idp.Keys.(*jwks.Set).Close()
+	}
 	a, err := app.New(ctx, app.Config{
 		Store: store,
 		// The embedded store belongs to this process alone: nothing else writes to it.
-		SoleWriter:  c.DatabaseURL == "",
-		Shared:      shared,
-		Secret:      secret,
-		Sources:     sources,
-		Fetchers:    sources.Fetchers(),
-		DataMetrics: dataMetrics,
+		SoleWriter: c.DatabaseURL == "",
+		Shared:     shared,
+		Secret:     secret,
+		// The provider's tokens are checked beside the secret's (SPEC §13).
+		IdentityProvider: idp,
+		Sources:          sources,
+		Fetchers:         sources.Fetchers(),
+		DataMetrics:      dataMetrics,
 		Limits: ratelimit.Limits{
 			REST: ratelimit.PerSecond(c.RateREST), Messages: ratelimit.PerSecond(c.RateWS), Edits: ratelimit.PerSecond(c.RateEdits),
 		},
@@ -163,9 +174,17 @@ func serve(ctx context.Context, c serveConfig, stdout, stderr io.Writer) (err er
 }
 
 // loadSecret returns the token secret: --jwt-secret, or with --dev the one kept in the
-// data dir (made on first use).
+// data dir (made on first use); with --jwks-url alone, none (HS256 tokens are then
+// refused).
 func loadSecret(c serveConfig, log *slog.Logger) ([]byte, error) {
+	if c.JWTSecret == "" && !c.Dev && c.JWKSURL != "" {
+		log.Info("no JWT secret: only the identity provider's tokens are accepted")
+		return nil, nil
+	}
 	secret, generated, err := jwtSecret(c.JWTSecret, c.Dev, c.DataDir)
+	if errors.Is(err, errNoSecret) {
+		return nil, errors.New("no JWT secret and no identity provider: set --jwt-secret (DASHSYNC_JWT_SECRET) or --jwks-url (DASHSYNC_JWKS_URL), or run with --dev, which generates a secret")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -254,6 +273,34 @@ func fetchLimit(rate float64) ratelimit.Limit {
 		return ratelimit.Limit{}
 	}
 	return ratelimit.Limit{Rate: rate, Burst: int(min(math.Ceil(rate), math.MaxInt32))}
+}
+
+// openIdentityProvider returns the identity provider of --jwks-url, its key set
+// fetched in the background, or nil without
+// --jwks-url. The caller closes its Keys (a *jwks.Set). The provider not answering is
+// not fatal: /readyz reports "jwks" failed, and its tokens verify once it answers.
+func openIdentityProvider(c serveConfig, log *slog.Logger) (*api.IdentityProvider, error) {
+	if c.JWKSURL == "" {
+		return nil, nil
+	}
+	set, err := jwks.New(c.JWKSURL, jwks.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("--jwks-url %w", err)
+	}
+	if u, _ := url.Parse(c.JWKSURL); u.Scheme == "http" && !isLoopback(u.Hostname()) {
+		log.Warn("the JWKS URL is plain http: anyone on the path could substitute the keys that tokens are checked with; use https", "jwks_url", c.JWKSURL)
+	}
+	log.Info("identity provider configured", "jwks_url", c.JWKSURL, "issuer", c.JWTIssuer, "audience", c.JWTAudience, "user_claim", c.JWTUserClaim)
+	return &api.IdentityProvider{Keys: set, Issuer: c.JWTIssuer, Audience: c.JWTAudience, UserClaim: c.JWTUserClaim}, nil
+}
+
+// isLoopback reports whether host names this machine (localhost, or a loopback IP).
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // openShared returns the in-process backends, or with --redis-url the Redis ones on

@@ -12,9 +12,11 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -47,7 +49,8 @@ type Shared struct {
 	Close func()
 }
 
-// Config is what a server is built from. Store, Shared and Secret are required.
+// Config is what a server is built from. Store, Shared, and Secret or
+// IdentityProvider are required.
 type Config struct {
 	// Store is the store the service commits to; the caller closes it.
 	Store dsync.Store
@@ -55,8 +58,13 @@ type Config struct {
 	// database): widget definitions are then kept in memory. Never with a shared store.
 	SoleWriter bool
 	Shared     Shared
-	// Secret signs and verifies tokens (HS256).
+	// Secret signs and verifies HS256 tokens (dashsync token, --dev); DevTokens needs
+	// it. nil: HS256 tokens are refused.
 	Secret []byte
+	// IdentityProvider verifies the tokens an identity provider signs (SPEC §13);
+	// nil: none. When its Keys have Ready(ctx) error (a *jwks.Set does), that is the
+	// readiness check "jwks". The caller owns the Keys and closes them after Shutdown.
+	IdentityProvider *api.IdentityProvider
 
 	// Sources checks widget sources; default static and push only. Fetchers fetch
 	// them (a source.Registry's); default none.
@@ -107,8 +115,22 @@ type App struct {
 // New builds a server from cfg and starts its hub (broker and sweeper) and nothing
 // else: the caller serves Handler and calls Shutdown.
 func New(ctx context.Context, cfg Config) (*App, error) {
-	if cfg.Store == nil || cfg.Shared.Broker == nil || cfg.Shared.Presence == nil || len(cfg.Secret) == 0 {
-		return nil, errors.New("app: Store, Shared.Broker, Shared.Presence and Secret are required")
+	if cfg.Store == nil || cfg.Shared.Broker == nil || cfg.Shared.Presence == nil {
+		return nil, errors.New("app: Store, Shared.Broker and Shared.Presence are required")
+	}
+	if cfg.DevTokens && len(cfg.Secret) == 0 {
+		return nil, errors.New("app: DevTokens needs a Secret")
+	}
+	// One verifier for REST and for the hub's `auth` refreshes, sharing its cache.
+	tokens, err := api.NewVerifier(cfg.Secret, cfg.IdentityProvider)
+	if err != nil {
+		return nil, fmt.Errorf("app: %w", err)
+	}
+	checks := slices.Clone(cfg.Shared.Checks)
+	if idp := cfg.IdentityProvider; idp != nil {
+		if r, ok := idp.Keys.(interface{ Ready(context.Context) error }); ok {
+			checks = append(checks, api.Check{Name: "jwks", Check: r.Ready})
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -132,8 +154,8 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	hcfg := hub.Config{
 		Domain: svc, Announcer: announcer, Data: data, Broker: cfg.Shared.Broker, Presence: cfg.Shared.Presence,
 		Logger: log, Registry: reg, MaxConnsPerUser: cfg.MaxConnsPerUser, Slots: cfg.Shared.Slots,
-		Verify: func(tok string) (hub.Identity, error) {
-			user, exp, err := api.VerifyToken(cfg.Secret, tok, time.Now())
+		Verify: func(ctx context.Context, tok string) (hub.Identity, error) {
+			user, exp, err := tokens.Verify(ctx, tok, time.Now())
 			return hub.Identity{User: user, Exp: exp}, err
 		},
 		// A connection lives on this instance: its message budget needs no Redis.
@@ -152,9 +174,10 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 		Data:           data,
 		Sockets:        h,
 		JWTSecret:      cfg.Secret,
+		Tokens:         tokens,
 		Logger:         log,
 		Registry:       reg,
-		Checks:         cfg.Shared.Checks,
+		Checks:         checks,
 		AllowedOrigins: cfg.AllowedOrigins,
 		ReadTimeout:    cfg.ReadTimeout,
 		Limiter:        cfg.Shared.Limiter,

@@ -102,6 +102,9 @@ type Options struct {
 	// Limiter keeps the rate-limit budgets; default an in-process one of its own.
 	// Budgets are Hub's and API's Limits (none by default).
 	Limiter ratelimit.Limiter
+	// IdentityProvider verifies tokens an identity provider signs, beside Secret's;
+	// nil: none. The test owns its Keys.
+	IdentityProvider *api.IdentityProvider
 }
 
 // Server is a running dashsync server.
@@ -145,7 +148,7 @@ func New(t testing.TB, o Options) *Server {
 		SoleWriter: o.Store == nil && o.Backend == "sqlite",
 		Shared: app.Shared{Broker: o.Broker, Presence: o.Presence, Slots: memory.NewConnSlots(0, nil),
 			Limiter: o.Limiter, Cache: cache, Leases: o.Leases},
-		Secret: Secret, Sources: o.Sources, Fetchers: o.Fetchers, Retention: o.Retention,
+		Secret: Secret, IdentityProvider: o.IdentityProvider, Sources: o.Sources, Fetchers: o.Fetchers, Retention: o.Retention,
 		Data: o.Data, Hub: o.Hub, API: o.API,
 	})
 	if err != nil {
