@@ -57,10 +57,11 @@ type lane struct {
 
 // committer holds the lanes of a Service.
 type committer struct {
-	lanes  []lane
-	seed   maphash.Seed
-	max    int
-	window time.Duration
+	lanes   []lane
+	seed    maphash.Seed
+	max     int
+	window  time.Duration
+	observe func(edits int, took time.Duration) // nil: none
 }
 
 func newCommitter(lanes, max int, window time.Duration) *committer {
@@ -194,6 +195,7 @@ func (s *Service) commitGroup(batch []*groupEdit) {
 	replies := make([]groupReply, len(live))
 	events := make([][]Event, len(live))
 	var edits []editRef
+	start := time.Now()
 	err := s.store.InTx(ctx, func(stx Tx) error {
 		edits = edits[:0]
 		gt, err := readGroup(ctx, stx, live)
@@ -214,6 +216,9 @@ func (s *Service) commitGroup(batch []*groupEdit) {
 		}
 		return gt.flush(ctx)
 	})
+	if s.group.observe != nil {
+		s.group.observe(len(live), time.Since(start))
+	}
 	if errors.Is(err, ErrOutcomeUnknown) {
 		err = s.resolveCommit(ctx, &tx{edits: edits}, err)
 	}

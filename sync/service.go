@@ -71,6 +71,9 @@ type Options struct {
 	CommitLanes int
 	GroupMax    int
 	GroupWindow time.Duration
+	// OnGroup, when set, is told of each group commit: how many edits it held and how
+	// long its transaction took (for metrics).
+	OnGroup func(edits int, took time.Duration)
 }
 
 // Service runs dashsync's domain operations: the edit pipeline for layouts and
@@ -118,6 +121,7 @@ func NewService(store Store, o Options) *Service {
 		s.widgets = newWidgetCache(0)
 	}
 	s.group = newCommitter(o.CommitLanes, o.GroupMax, o.GroupWindow)
+	s.group.observe = o.OnGroup
 	return s
 }
 

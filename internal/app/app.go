@@ -143,8 +143,21 @@ func New(ctx context.Context, cfg Config) (*App, error) {
 	// The domain and the data service announce to the hub, which is built from them:
 	// the announcer is made first and bound to the hub when it starts.
 	announcer := hub.NewAnnouncer()
+	groupEdits := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dashsync_commit_group_edits",
+		Help: "Layout edits per group commit.", Buckets: prometheus.ExponentialBuckets(1, 2, 9)})
+	groupSeconds := prometheus.NewHistogram(prometheus.HistogramOpts{Name: "dashsync_commit_group_seconds",
+		Help: "Time of one group commit's transaction.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 12)})
+	for _, c := range []prometheus.Collector{groupEdits, groupSeconds} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("app: %w", err)
+		}
+	}
 	svc := dsync.NewService(cfg.Store, dsync.Options{Logger: log, Sources: cfg.Sources, Retention: cfg.Retention,
-		SoleWriter: cfg.SoleWriter, Announcer: announcer, CommitLanes: cfg.CommitLanes, GroupWindow: cfg.CommitWindow})
+		SoleWriter: cfg.SoleWriter, Announcer: announcer, CommitLanes: cfg.CommitLanes, GroupWindow: cfg.CommitWindow,
+		OnGroup: func(n int, took time.Duration) {
+			groupEdits.Observe(float64(n))
+			groupSeconds.Observe(took.Seconds())
+		}})
 	dopts := widgetdata.Options{Logger: log, Announcer: announcer, Widgets: svc, Fetchers: cfg.Fetchers,
 		Metrics: cfg.DataMetrics, Leases: cfg.Shared.Leases, FetchLimiter: cfg.Shared.Limiter, FetchRate: cfg.FetchRate}
 	if cfg.Data != nil {
