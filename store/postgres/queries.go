@@ -76,15 +76,18 @@ func scanLayoutWith(row pgx.Row, extra ...any) (dsync.Layout, error) {
 	return l, nil
 }
 
-func scanWidget(row pgx.Row) (dsync.Widget, error) {
+func scanWidget(row pgx.Row) (dsync.Widget, error) { return scanWidgetWith(row) }
+
+// scanWidgetWith scans the row's leading columns into lead, then widgetCols.
+func scanWidgetWith(row pgx.Row, lead ...any) (dsync.Widget, error) {
 	var (
 		w                dsync.Widget
 		data, settings   []byte
 		created, updated time.Time
 	)
-	if err := row.Scan(&w.ID, &w.Owner, &w.Type, &w.Title, &w.Source.Kind, &w.Source.URL,
+	if err := row.Scan(append(lead, &w.ID, &w.Owner, &w.Type, &w.Title, &w.Source.Kind, &w.Source.URL,
 		&w.Source.RefreshSeconds, &w.Source.TTLSeconds, &data, &settings, &w.Version,
-		&created, &updated); err != nil {
+		&created, &updated)...); err != nil {
 		return dsync.Widget{}, err
 	}
 	var err error
@@ -97,15 +100,18 @@ func scanWidget(row pgx.Row) (dsync.Widget, error) {
 	return w, nil
 }
 
-func scanChange(row pgx.Row) (dsync.Change, error) {
+func scanChange(row pgx.Row) (dsync.Change, error) { return scanChangeWith(row) }
+
+// scanChangeWith scans the row's leading columns into lead, then changeCols.
+func scanChangeWith(row pgx.Row, lead ...any) (dsync.Change, error) {
 	var (
 		c        dsync.Change
 		ops, doc []byte
 		editID   *string
 		created  time.Time
 	)
-	if err := row.Scan(&c.Version, &ops, &doc, &c.Author, &c.Client, &editID, &c.Rebased,
-		&c.RestoredFrom, &created); err != nil {
+	if err := row.Scan(append(lead, &c.Version, &ops, &doc, &c.Author, &c.Client, &editID, &c.Rebased,
+		&c.RestoredFrom, &created)...); err != nil {
 		return dsync.Change{}, err
 	}
 	var err error
