@@ -4,6 +4,12 @@
 // the commit is durable), with the op log reads that gap fill and resume use
 // (ChangesSince).
 //
+// Layout edits commit in groups (group.go): the edits that queue while a group
+// commits go together in the next one, one transaction and one fsync, each under the
+// rule on its own. The op log keeps each version's ops, and the whole document only
+// at checkpoints (every DefaultCheckpointEvery versions): an old version is its
+// checkpoint with at most that many versions' ops replayed (docAt).
+//
 // It declares the small interfaces it consumes: Store (with its Reader and Tx), which
 // it commits to; SourceChecker, which accepts or refuses widget sources; and
 // Announcer, which it tells of every commit as a typed Event (LayoutCommitted,
