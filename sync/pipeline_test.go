@@ -20,7 +20,8 @@ type clockFixture struct {
 	events *recorder
 }
 
-var epoch = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+// epoch is the test clock's start: after the real time newFixture's layout was made.
+var epoch = time.Date(2030, 1, 1, 12, 0, 0, 0, time.UTC)
 
 func newClockFixture(t *testing.T, st dsync.Store, retention int) clockFixture {
 	t.Helper()
