@@ -13,7 +13,7 @@ import (
 // current layout (one shared with the user included), else the default, and exactly
 // the widgets that layout places, ordered by id.
 func TestDashboard_ShowsTheCurrentElseTheDefaultLayoutAndItsWidgets(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		w3, err := f.svc.CreateWidget(ctx, "alice", dsync.WidgetDoc{Type: ptr("stat"), Title: ptr("three"), Source: &dsync.Source{Kind: "push"}}, "alice")
@@ -101,7 +101,7 @@ func sorted(ss ...string) []string {
 // version counts real changes only and is checked when sent, the current layout must
 // be one the user may read, and preferences are bounded.
 func TestDashboard_Updates(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		up := func(p dsync.DashboardPatch) (dsync.Dashboard, error) { return f.svc.UpdateDashboard(ctx, "alice", p) }
@@ -179,7 +179,7 @@ func TestDashboard_Updates(t *testing.T) {
 // TestDashboard_SaveIsAtomic: a save writes the layout and the dashboard together; if
 // the layout conflicts, neither is written.
 func TestDashboard_SaveIsAtomic(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID

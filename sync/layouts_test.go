@@ -17,7 +17,7 @@ import (
 // moves the flag (a version of each); deleting the default makes the most recently
 // updated other layout the default; the last one stays.
 func TestLayouts_CreateListDefaultDelete(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		l1 := f.layout
@@ -143,7 +143,7 @@ func TestLayouts_CreateListDefaultDelete(t *testing.T) {
 // TestLayouts_DeletingTheDefaultPicksTheMostRecentlyUpdated: of the other layouts, the
 // one updated last becomes the default, whatever order they were made in.
 func TestLayouts_DeletingTheDefaultPicksTheMostRecentlyUpdated(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		var ids []string
@@ -186,7 +186,7 @@ func TestLayouts_DeletingTheDefaultPicksTheMostRecentlyUpdated(t *testing.T) {
 // within 100 characters or as asked; cloning a layout shared with you copies its
 // widgets for you; a link may not clone.
 func TestLayouts_Clone(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		c, err := f.svc.CloneLayout(ctx, "alice", f.layout.ID, nil, "alice")
@@ -238,7 +238,7 @@ func TestLayouts_Clone(t *testing.T) {
 // TestLayouts_HistoryPages: history is newest first, limit 50 by default and at most
 // 100, paged by before; a before past the head starts at the head.
 func TestLayouts_HistoryPages(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID
@@ -288,7 +288,7 @@ func TestLayouts_HistoryPages(t *testing.T) {
 // pages, without snapshots; it is incomplete when the log lost one or the ops pass
 // the byte bound, and complete at exactly the bound.
 func TestLayouts_ChangesSince(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 150)
 		id := f.layout.ID

@@ -55,7 +55,7 @@ func conflictOf(t *testing.T, err error) *dsync.Error {
 // TestPipeline_BaseVersionIsRequiredAndNotAhead: an edit names a base from 1 to the
 // head (forced ones may name none); the error says which bound it broke.
 func TestPipeline_BaseVersionIsRequiredAndNotAhead(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID
@@ -103,7 +103,7 @@ func TestPipeline_BaseVersionIsRequiredAndNotAhead(t *testing.T) {
 // op's index, path and the latest version it overlaps; ops that overlap nothing are not
 // listed.
 func TestPipeline_ConflictsNameEachOverlappingOpAndTheLatestVersion(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID
@@ -144,7 +144,7 @@ func TestPipeline_ConflictsNameEachOverlappingOpAndTheLatestVersion(t *testing.T
 // behind is checked outside the transaction, with the same conflicts as one near the
 // head, and commits rebased when nothing overlaps.
 func TestPipeline_FarBehindConflictsAreTheSameAsNear(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID
@@ -216,7 +216,7 @@ func TestPipeline_BaseTooOldNamesEveryOp(t *testing.T) {
 // from its base's document, so what it did not change is not an overlap, what it
 // changed back is one, and a forced PUT diffs against the head.
 func TestPipeline_PutDiffsAgainstItsBase(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID
@@ -253,7 +253,7 @@ func TestPipeline_PutDiffsAgainstItsBase(t *testing.T) {
 // version, ops, author, client, editId and time, and is announced once; a no-op is
 // neither recorded nor announced.
 func TestPipeline_ACommitIsRecordedAsSent(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 0)
 		id := f.layout.ID
@@ -404,7 +404,7 @@ func TestPipeline_WidgetEditsFollowTheRule(t *testing.T) {
 // exist or is no longer kept is not_found, and restoring the head's document commits
 // nothing.
 func TestPipeline_RestoreCommitsAnOldDocument(t *testing.T) {
-	backends(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
 		ctx := context.Background()
 		f := newClockFixture(t, open(t), 4)
 		id := f.layout.ID
@@ -510,4 +510,11 @@ func TestPipeline_DefaultRetentionKeepsHistory(t *testing.T) {
 	if l, _, err := svc.Restore(ctx, "alice", f.layout.ID, 1, "alice"); err != nil || l.Name != "Ops" {
 		t.Fatalf("restore of v1: %+v, %v", l, err)
 	}
+}
+
+// onSQLite runs fn on SQLite alone, in parallel with other tests: for behaviour of the
+// service that does not depend on the store (backends runs both).
+func onSQLite(t *testing.T, fn func(t *testing.T, open func(t testing.TB) dsync.Store)) {
+	t.Parallel()
+	fn(t, openSQLite)
 }
