@@ -95,6 +95,12 @@ func TestValidateLayout_EveryBoundIsInclusive(t *testing.T) {
 	if de, _ := dsync.ValidateLayout(l).(*dsync.Error); de == nil || de.Details[0].Param != "11" || de.Message != "items.w1.x must be at most 11" {
 		t.Errorf("x past the grid: %v, want items.w1.x at most 11", de)
 	}
+	// With room for one column left, the error names w and its bound 1.
+	l = ok()
+	l.Items["w1"] = dsync.Item{X: 11, Y: 0, W: 2, H: 1}
+	if de, _ := dsync.ValidateLayout(l).(*dsync.Error); de == nil || de.Details[0].Field != "items.w1.w" || de.Details[0].Param != "1" {
+		t.Errorf("w past the grid at the last column: %v, want items.w1.w at most 1", de)
+	}
 	// The first error, by item key, is the one reported.
 	l = ok()
 	l.Items = map[string]dsync.Item{"b": {X: 0, Y: -1, W: 1, H: 1}, "a": {X: 0, Y: 0, W: 0, H: 1}, "c": {X: -1, W: 1, H: 1}}
