@@ -94,3 +94,36 @@ func TestSoleWriter_EveryPartOfADefinitionCountsTowardTheBound(t *testing.T) {
 		}
 	}
 }
+
+// TestSoleWriter_TheCountFollowsUpdates: when a cached widget changes, the cache
+// counts the new definition's size, not the old one's, nor both: what it counts for a
+// widget is what a fresh cache would count after reading it.
+func TestSoleWriter_TheCountFollowsUpdates(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	svc := dsync.NewService(st, dsync.Options{SoleWriter: true})
+	w, err := svc.CreateWidget(ctx, "alice", dsync.WidgetDoc{Type: ptr("stat"), Title: ptr("t"),
+		Source: &dsync.Source{Kind: "static", Data: json.RawMessage(`"small"`)}}, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := func() int {
+		t.Helper()
+		other := dsync.NewService(st, dsync.Options{SoleWriter: true})
+		if _, err := other.Widget(ctx, "alice", w.ID); err != nil {
+			t.Fatal(err)
+		}
+		_, b := other.WidgetCacheStats()
+		return b
+	}
+	for i, data := range []string{`"` + strings.Repeat("x", 5000) + `"`, `"tiny"`, `"` + strings.Repeat("y", 300) + `"`} {
+		if _, _, err := svc.UpdateWidget(ctx, "alice", w.ID, int64(i+1), dsync.WidgetDoc{
+			Source: &dsync.Source{Kind: "static", Data: json.RawMessage(data)}}, dsync.Edit{}); err != nil {
+			t.Fatal(err)
+		}
+		n, bytes := svc.WidgetCacheStats()
+		if want := fresh(); n != 1 || bytes != want {
+			t.Errorf("after update %d: %d definitions in %d bytes, want 1 in %d", i+1, n, bytes, want)
+		}
+	}
+}
