@@ -367,3 +367,70 @@ func TestOpsSize_IsAtLeastTheJSON(t *testing.T) {
 	}
 	wantCode(t, dsync.CheckOps(append(many, many[0])), dsync.CodeValidation)
 }
+
+// TestLayouts_ARenameIsAnnouncedToTheOwner: an edit that renames a layout is told on
+// the owner's channel (layout.updated, with the new name); other edits are not.
+func TestLayouts_ARenameIsAnnouncedToTheOwner(t *testing.T) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+		f := newClockFixture(t, open(t), 0)
+		updates := func() []string {
+			var out []string
+			for _, e := range take(f.events, func(e dsync.UserEvent) dsync.UserEvent { return e }) {
+				if e.Name == dsync.EventLayoutUpdated {
+					out = append(out, e.Owner+" "+e.Layout.Name)
+				}
+			}
+			return out
+		}
+		f.edit(t, 1, rep("/columns", 24), rep("/items/"+f.w1+"/x", 1))
+		if got := updates(); len(got) != 0 {
+			t.Errorf("an edit of columns and items announced %v", got)
+		}
+		f.edit(t, 2, rep("/items/"+f.w1+"/y", 1), rep("/name", "Renamed"))
+		if got := updates(); !slices.Equal(got, []string{"alice Renamed"}) {
+			t.Errorf("a rename announced %v, want alice Renamed", got)
+		}
+		if _, _, err := f.svc.PutLayout(context.Background(), "alice", f.layout.ID, 3, dsync.LayoutDoc{Name: ptr("Put")}, dsync.Edit{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := updates(); !slices.Equal(got, []string{"alice Put"}) {
+			t.Errorf("a renaming PUT announced %v, want alice Put", got)
+		}
+		// A rename that changes nothing is not announced.
+		f.edit(t, 4, rep("/name", "Put"))
+		if got := updates(); len(got) != 0 {
+			t.Errorf("a rename to the same name announced %v", got)
+		}
+	})
+}
+
+// TestLayouts_APutKeepsTheFieldsItDoesNotSend: a PUT's absent fields keep their
+// value; present ones, even empty, replace it.
+func TestLayouts_APutKeepsTheFieldsItDoesNotSend(t *testing.T) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+		ctx := context.Background()
+		f := newClockFixture(t, open(t), 0)
+		id := f.layout.ID
+		f.edit(t, 1, dsync.Op{Op: "add", Path: "/settings/a", Value: json.RawMessage(`1`)}, rep("/columns", 24))
+		put := func(base int64, doc dsync.LayoutDoc) dsync.Layout {
+			t.Helper()
+			l, _, err := f.svc.PutLayout(ctx, "alice", id, base, doc, dsync.Edit{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return l
+		}
+		if l := put(2, dsync.LayoutDoc{Name: ptr("n")}); l.Name != "n" || l.Columns != 24 || len(l.Items) != 2 || string(l.Settings["a"]) != "1" {
+			t.Errorf("name only: %+v", l)
+		}
+		if l := put(3, dsync.LayoutDoc{Columns: ptr(20)}); l.Name != "n" || l.Columns != 20 || len(l.Items) != 2 || len(l.Settings) != 1 {
+			t.Errorf("columns only: %+v", l)
+		}
+		if l := put(4, dsync.LayoutDoc{Settings: dsync.Settings{}}); l.Columns != 20 || len(l.Items) != 2 || len(l.Settings) != 0 {
+			t.Errorf("empty settings: %+v", l)
+		}
+		if l := put(5, dsync.LayoutDoc{Items: map[string]dsync.Item{}}); l.Name != "n" || len(l.Items) != 0 || l.Version != 6 {
+			t.Errorf("empty items: %+v", l)
+		}
+	})
+}
