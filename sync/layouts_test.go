@@ -434,3 +434,34 @@ func TestLayouts_APutKeepsTheFieldsItDoesNotSend(t *testing.T) {
 		}
 	})
 }
+
+// TestLayouts_ATieForTheNewDefaultGoesToTheGreaterID: when the other layouts were
+// last updated at the same instant, the one with the greatest id becomes the default,
+// whatever order they were made in.
+func TestLayouts_ATieForTheNewDefaultGoesToTheGreaterID(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, order := range [][]string{{"m", "z", "a"}, {"z", "a", "m"}, {"a", "m", "z"}} {
+		next := append([]string{"first"}, order...)
+		svc := dsync.NewService(openSQLite(t), dsync.Options{Now: func() time.Time { return at },
+			NewID: func() string { id := next[0]; next = next[1:]; return id }})
+		for _, name := range append([]string{"first"}, order...) {
+			if _, err := svc.CreateLayout(ctx, "alice", dsync.NewLayout{Doc: dsync.LayoutDoc{Name: ptr(name)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := svc.DeleteLayout(ctx, "alice", "first", "alice"); err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := svc.Layouts(ctx, "alice", false)
+		var def []string
+		for _, l := range ls {
+			if l.IsDefault {
+				def = append(def, l.ID)
+			}
+		}
+		if !slices.Equal(def, []string{"z"}) {
+			t.Errorf("made in order %v: default %v, want z", order, def)
+		}
+	}
+}
