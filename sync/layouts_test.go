@@ -465,3 +465,45 @@ func TestLayouts_ATieForTheNewDefaultGoesToTheGreaterID(t *testing.T) {
 		}
 	}
 }
+
+// TestLayouts_AHistoryPageHoldsExactly1MiB: a page takes entries while their ops fit
+// in MaxReplyOpsBytes, the bound included.
+func TestLayouts_AHistoryPageHoldsExactly1MiB(t *testing.T) {
+	onSQLite(t, func(t *testing.T, open func(testing.TB) dsync.Store) {
+		ctx := context.Background()
+		f := newClockFixture(t, open(t), 0)
+		id := f.layout.ID
+		v := int64(1)
+		commit := func(ops []dsync.Op) {
+			t.Helper()
+			if _, _, err := f.svc.EditLayout(ctx, "alice", id, dsync.Edit{Base: v, Ops: ops, Author: "alice"}); err != nil {
+				t.Fatal(err)
+			}
+			v++
+		}
+		commit([]dsync.Op{rep("/name", "filler")}) // v2: the entry past the bound
+		for i := range 17 {
+			commit(addRemove(10, 5900, fmt.Sprint("big", i)))
+		}
+		page, _, err := f.svc.History(ctx, "alice", id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := dsync.OpsSize(page[:17])
+		// The last entry brings the page to exactly the bound.
+		rest := dsync.MaxReplyOpsBytes - size
+		pad := rest - dsync.OpsSize([]dsync.Change{{Ops: addRemove(1, 0, "last")}})
+		if pad < 0 || pad > 60000 {
+			t.Fatalf("the test's entries leave %d bytes", rest)
+		}
+		commit(addRemove(1, pad, "last"))
+		page, next, err := f.svc.History(ctx, "alice", id, 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := dsync.OpsSize(page); len(page) != 18 || got != dsync.MaxReplyOpsBytes || next != page[17].Version {
+			t.Fatalf("page of %d entries, %d bytes, next %d; want 18 entries of exactly %d bytes, next %d",
+				len(page), got, next, dsync.MaxReplyOpsBytes, page[len(page)-1].Version)
+		}
+	})
+}
