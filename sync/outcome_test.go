@@ -168,3 +168,17 @@ func TestOutcome_ARacingResendOfTheSameEditIDIsRetried(t *testing.T) {
 		t.Fatalf("edit after a refused commit: %+v, %v", res, err)
 	}
 }
+
+// TestOutcome_TheDefaultResolveTimeoutLooksTheCommitUp: with no ResolveTimeout set, a
+// commit whose answer was lost is still looked up, and found.
+func TestOutcome_TheDefaultResolveTimeoutLooksTheCommitUp(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	f := newFixture(t, st, 0)
+	lossy := &lossyStore{Store: st, commit: true}
+	svc := dsync.NewService(lossy, dsync.Options{Logger: slog.New(slog.DiscardHandler)})
+	lossy.armed.Store(true)
+	if _, res, err := svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 1, Ops: []dsync.Op{rep("/name", "x")}}); err != nil || res.Version != 2 {
+		t.Fatalf("lost answer, default timeout: %+v, %v; want version 2", res, err)
+	}
+}
