@@ -55,3 +55,35 @@ func TestSharing_ThePatchBoundAndUnsharingEveryone(t *testing.T) {
 		t.Errorf("events %v, want none", got)
 	}
 }
+
+// TestSharing_ALinkReadsItsOwnLayoutOnly: a link's actor is not_found on every other
+// layout of the owner, for reads, history, clones and widgets.
+func TestSharing_ALinkReadsItsOwnLayoutOnly(t *testing.T) {
+	ctx := context.Background()
+	f := newSharingFixture(t, openSQLite(t))
+	other, err := f.svc.CreateLayout(ctx, "alice", dsync.NewLayout{Doc: dsync.LayoutDoc{Name: ptr("other"),
+		Items: map[string]dsync.Item{f.w1: {W: 1, H: 1}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lk, err := f.svc.CreateLink(ctx, "alice", other.ID, dsync.RoleViewer, dsync.DefaultLinkSeconds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	who := dsync.LinkUserPrefix + lk.ID
+	if l, err := f.svc.Layout(ctx, who, other.ID); err != nil || l.ID != other.ID {
+		t.Fatalf("the link's own layout: %v", err)
+	}
+	_, err = f.svc.Layout(ctx, who, f.layout.ID)
+	wantCode(t, err, dsync.CodeNotFound)
+	_, _, err = f.svc.History(ctx, who, f.layout.ID, 0, 10)
+	wantCode(t, err, dsync.CodeNotFound)
+	// w1 is on both layouts, w2 only on the other one.
+	if _, err := f.svc.Widget(ctx, who, f.w1); err != nil {
+		t.Errorf("w1 through the link: %v", err)
+	}
+	_, err = f.svc.Widget(ctx, who, f.w2)
+	wantCode(t, err, dsync.CodeNotFound)
+	_, err = f.svc.AccessOf(ctx, who, other.ID)
+	wantCode(t, err, dsync.CodeForbidden)
+}
