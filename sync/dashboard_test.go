@@ -252,3 +252,27 @@ func TestMergePatch_RFC7396(t *testing.T) {
 		t.Errorf("the target became %s", got)
 	}
 }
+
+// TestDashboard_SwitchingTheCurrentLayout: moving from one current layout to another
+// is a new version; setting the same one again is not.
+func TestDashboard_SwitchingTheCurrentLayout(t *testing.T) {
+	ctx := context.Background()
+	f := newClockFixture(t, openSQLite(t), 0)
+	l2, err := f.svc.CreateLayout(ctx, "alice", dsync.NewLayout{Doc: dsync.LayoutDoc{Name: ptr("two")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		id      string
+		version int64
+	}{{l2.ID, 1}, {f.layout.ID, 2}, {f.layout.ID, 2}, {l2.ID, 3}, {l2.ID, 3}} {
+		id := c.id
+		d, err := f.svc.UpdateDashboard(ctx, "alice", dsync.DashboardPatch{SetCurrent: true, CurrentLayoutID: &id})
+		if err != nil || d.Version != c.version || d.CurrentLayoutID == nil || *d.CurrentLayoutID != id {
+			t.Fatalf("step %d: %+v, %v; want version %d current %s", i, d, err, c.version, id)
+		}
+		if v, _ := f.svc.Dashboard(ctx, "alice"); v.Layout == nil || v.Layout.ID != id {
+			t.Fatalf("step %d: the view shows %v, want %s", i, v.Layout, id)
+		}
+	}
+}
