@@ -276,3 +276,30 @@ func TestDashboard_SwitchingTheCurrentLayout(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboard_ASharedCurrentLayoutWinsOverTheUsersDefault: a user with layouts of
+// their own whose current layout is one shared with them sees the shared one.
+func TestDashboard_ASharedCurrentLayoutWinsOverTheUsersDefault(t *testing.T) {
+	ctx := context.Background()
+	f := newClockFixture(t, openSQLite(t), 0)
+	own, err := f.svc.CreateLayout(ctx, "bob", dsync.NewLayout{Doc: dsync.LayoutDoc{Name: ptr("bob's")}})
+	if err != nil || !own.IsDefault {
+		t.Fatalf("bob's layout: %+v, %v", own, err)
+	}
+	if _, err := f.svc.UpdateAccess(ctx, "alice", f.layout.ID, map[string]*dsync.Role{"bob": role(dsync.RoleEditor)}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.UpdateDashboard(ctx, "bob", dsync.DashboardPatch{SetCurrent: true, CurrentLayoutID: &f.layout.ID}); err != nil {
+		t.Fatal(err)
+	}
+	v, err := f.svc.Dashboard(ctx, "bob")
+	if err != nil || v.Layout == nil || v.Layout.ID != f.layout.ID || v.Layout.Owner != "alice" || len(v.Widgets) != 2 {
+		t.Fatalf("bob's dashboard: %+v, %v; want alice's layout and its widgets", v.Layout, err)
+	}
+	if _, err := f.svc.UpdateAccess(ctx, "alice", f.layout.ID, map[string]*dsync.Role{"bob": nil}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.svc.Dashboard(ctx, "bob"); v.Layout == nil || v.Layout.ID != own.ID || len(v.Widgets) != 0 {
+		t.Fatalf("once unshared: %+v, want bob's own default", v.Layout)
+	}
+}
