@@ -518,3 +518,57 @@ func onSQLite(t *testing.T, fn func(t *testing.T, open func(t testing.TB) dsync.
 	t.Parallel()
 	fn(t, openSQLite)
 }
+
+// TestPipeline_FarBehindConflictsFoundBeforeAndAfterARaceAreAllReported: an edit far
+// behind is checked outside the transaction, then against what committed since; the
+// conflicts of both checks are reported together, one per op naming the latest
+// version, even when the versions committed in between overlap nothing.
+func TestPipeline_FarBehindConflictsFoundBeforeAndAfterARaceAreAllReported(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name string
+		race func(w1x string) []dsync.Op // committed between the two checks
+		want func(w1x string) []dsync.Conflict
+	}{
+		{"the race overlaps nothing", func(string) []dsync.Op { return []dsync.Op{rep("/columns", 24)} },
+			func(w1x string) []dsync.Conflict {
+				return []dsync.Conflict{{Op: 1, Path: w1x, Version: 6, Reason: dsync.ReasonOverlap}}
+			}},
+		{"the race overlaps another op and the same", func(w1x string) []dsync.Op { return []dsync.Op{rep("/name", "raced"), rep(w1x, 5)} },
+			func(w1x string) []dsync.Conflict {
+				return []dsync.Conflict{{Op: 1, Path: w1x, Version: 32, Reason: dsync.ReasonOverlap},
+					{Op: 2, Path: "/name", Version: 32, Reason: dsync.ReasonOverlap}}
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := &racer{Store: openSQLite(t)}
+			f := newFixture(t, r, 0)
+			id := f.layout.ID
+			w1x, w1y, w2x := "/items/"+f.w1+"/x", "/items/"+f.w1+"/y", "/items/"+f.w2+"/x"
+			for i := range 30 { // versions 2…31; version 6 moves w1 in x, the others in y
+				op := rep(w1y, i+1)
+				if i == 4 {
+					op = rep(w1x, 4)
+				}
+				if _, _, err := f.svc.EditLayout(ctx, "alice", id, dsync.Edit{Base: int64(i + 1), Ops: []dsync.Op{op}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			race := c.race(w1x)
+			r.race = func() {
+				if _, _, err := f.svc.EditLayout(ctx, "alice", id, dsync.Edit{Base: 31, Ops: race}); err != nil {
+					t.Error(err)
+				}
+			}
+			_, _, err := f.svc.EditLayout(ctx, "alice", id, dsync.Edit{Base: 1, Ops: []dsync.Op{rep(w2x, 1), rep(w1x, 1), rep("/name", "mine")}})
+			de := conflictOf(t, err)
+			want := c.want(w1x)
+			if fmt.Sprint(de.Conflicts) != fmt.Sprint(want) || de.Version != 32 {
+				t.Fatalf("conflicts %+v at v%d, want %+v at v32", de.Conflicts, de.Version, want)
+			}
+			if l, _ := f.svc.Layout(ctx, "alice", id); l.Version != 32 || l.Name == "mine" {
+				t.Fatalf("the conflicting edit committed: %+v", l)
+			}
+		})
+	}
+}
