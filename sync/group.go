@@ -105,7 +105,10 @@ func (s *Service) editInGroup(ctx context.Context, who, id string, e Edit) (Layo
 			return r.layout, r.res, r.err
 		}
 		if attempt >= maxAttempts || ctx.Err() != nil {
-			return Layout{}, Result{}, Unavailable(errors.New("too many attempts"))
+			if r.err == nil {
+				r.err = errors.New("too many attempts")
+			}
+			return Layout{}, Result{}, Unavailable(r.err)
 		}
 	}
 }
