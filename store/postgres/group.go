@@ -188,8 +188,8 @@ func (t *tx) WriteLayouts(ctx context.Context, ws []dsync.LayoutWrite) error {
 	)
 	for _, w := range ws {
 		l := w.Layout
-		if len(w.Changes) == 0 || w.Changes[len(w.Changes)-1].Version != l.Version || w.Changes[0].Version != w.From+1 {
-			return fmt.Errorf("write layout %s: the changes do not lead from version %d to %d", l.ID, w.From, l.Version)
+		if err := storekit.CheckLayoutWrite(w); err != nil {
+			return err
 		}
 		it, st, err := encodeLayout(l)
 		if err != nil {
@@ -199,11 +199,7 @@ func (t *tx) WriteLayouts(ctx context.Context, ws []dsync.LayoutWrite) error {
 		froms, versions, defaults = append(froms, w.From), append(versions, l.Version), append(defaults, l.IsDefault)
 		columns, updated = append(columns, int32(l.Columns)), append(updated, pgTime(l.UpdatedAt))
 		for _, c := range w.Changes {
-			ops, err := storekit.EncodeOps(c.Ops)
-			if err != nil {
-				return err
-			}
-			doc, err := storekit.NullableJSON("change doc", c.Doc)
+			ops, doc, err := storekit.EncodeChange(c)
 			if err != nil {
 				return err
 			}

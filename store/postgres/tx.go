@@ -203,11 +203,7 @@ func (t *tx) checkSwapped(ctx context.Context, table, kind, id, owner string, ta
 }
 
 func (t *tx) insertChange(ctx context.Context, log opLog, id string, c dsync.Change) error {
-	ops, err := storekit.EncodeOps(c.Ops)
-	if err != nil {
-		return err
-	}
-	doc, err := storekit.NullableJSON("change doc", c.Doc)
+	ops, doc, err := storekit.EncodeChange(c)
 	if err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/dashsync/dashsync/store/internal/storekit"
 	dsync "github.com/dashsync/dashsync/sync"
@@ -68,8 +67,8 @@ func (t *tx) ReadForEdits(ctx context.Context, reads []dsync.EditRead) ([]dsync.
 func (t *tx) WriteLayouts(ctx context.Context, ws []dsync.LayoutWrite) error {
 	for _, w := range ws {
 		l := w.Layout
-		if len(w.Changes) == 0 || w.Changes[len(w.Changes)-1].Version != l.Version || w.Changes[0].Version != w.From+1 {
-			return fmt.Errorf("write layout %s: the changes do not lead from version %d to %d", l.ID, w.From, l.Version)
+		if err := storekit.CheckLayoutWrite(w); err != nil {
+			return err
 		}
 		items, settings, err := encodeLayout(l)
 		if err != nil {

@@ -74,6 +74,27 @@ func CheckUpdate(kind string, version int64, c dsync.Change) error {
 	return nil
 }
 
+// CheckLayoutWrite checks one entry of WriteLayouts: its changes lead, one version at
+// a time, from From to the layout's version.
+func CheckLayoutWrite(w dsync.LayoutWrite) error {
+	n := len(w.Changes)
+	if n == 0 || w.Changes[0].Version != w.From+1 || w.Changes[n-1].Version != w.Layout.Version || w.Layout.Version != w.From+int64(n) {
+		return fmt.Errorf("write layout %s: %d changes do not lead from version %d to %d", w.Layout.ID, n, w.From, w.Layout.Version)
+	}
+	return nil
+}
+
+// EncodeChange is the ops and doc columns of an op-log row (doc nil: NULL).
+func EncodeChange(c dsync.Change) (ops string, doc any, err error) {
+	if ops, err = EncodeOps(c.Ops); err != nil {
+		return "", nil, err
+	}
+	if doc, err = NullableJSON("change doc", c.Doc); err != nil {
+		return "", nil, err
+	}
+	return ops, doc, nil
+}
+
 // CheckDashboard checks the version PutDashboard is given: at least 1.
 func CheckDashboard(d dsync.Dashboard) error {
 	if d.Version < 1 {
