@@ -47,12 +47,27 @@ type groupReply struct {
 	err    error
 }
 
-// lane commits the groups of the layouts hashed to it, one group at a time.
+// lane commits the groups of the layouts hashed to it, one group at a time, and
+// then hands each committed group to its publisher, which announces the group's
+// events and answers its edits, in commit order: the next group's transaction runs
+// while the last one's frames go out.
 type lane struct {
 	mu      gosync.Mutex
 	queue   []*groupEdit
 	running bool
 	more    chan struct{} // a new edit queued, for a lane waiting out its window
+
+	pubMu      gosync.Mutex
+	published  []committedGroup
+	publishing bool
+}
+
+// committedGroup is a group's outcome, waiting to be published and answered.
+type committedGroup struct {
+	live    []*groupEdit
+	replies []groupReply
+	events  [][]Event
+	gen     uint64
 }
 
 // committer holds the lanes of a Service.
@@ -159,12 +174,64 @@ func (s *Service) runLane(l *lane) {
 		batch := slices.Clone(l.queue[:n])
 		l.queue = slices.Delete(l.queue, 0, n)
 		l.mu.Unlock()
-		s.commitGroup(batch)
+		s.commitGroup(l, batch)
 	}
 }
 
-// commitGroup commits one group and answers each of its edits.
-func (s *Service) commitGroup(batch []*groupEdit) {
+// handOff queues a committed group for l's publisher, starting it unless it runs.
+func (s *Service) handOff(l *lane, g committedGroup) {
+	l.pubMu.Lock()
+	l.published = append(l.published, g)
+	start := !l.publishing
+	l.publishing = true
+	l.pubMu.Unlock()
+	if start {
+		go s.runPublisher(l)
+	}
+}
+
+// runPublisher announces and answers committed groups until none is left.
+func (s *Service) runPublisher(l *lane) {
+	for {
+		l.pubMu.Lock()
+		if len(l.published) == 0 {
+			l.publishing = false
+			l.pubMu.Unlock()
+			return
+		}
+		g := l.published[0]
+		l.published = slices.Delete(l.published, 0, 1)
+		l.pubMu.Unlock()
+		s.publishGroup(g)
+	}
+}
+
+// publishGroup announces each committed edit's events and then answers it, in order.
+func (s *Service) publishGroup(g committedGroup) {
+	answered := 0
+	defer func() {
+		// A panic of the announcer fails the answers still owed, not the server
+		// (the edits are committed: a resend with the same editId gets the ack).
+		if p := recover(); p != nil {
+			s.log.Error("publishing a group commit panicked", "panic", p)
+			for _, e := range g.live[answered:] {
+				e.reply <- groupReply{err: &Error{Code: CodeInternal, Message: "internal error"}}
+			}
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), groupTimeout)
+	defer cancel()
+	for i, e := range g.live {
+		if g.replies[i].err == nil {
+			s.publish(ctx, g.events[i], g.gen)
+		}
+		answered = i + 1
+		e.reply <- g.replies[i]
+	}
+}
+
+// commitGroup commits one group and hands it to the lane's publisher.
+func (s *Service) commitGroup(l *lane, batch []*groupEdit) {
 	live := batch[:0]
 	for _, g := range batch {
 		if err := g.ctx.Err(); err != nil {
@@ -176,12 +243,16 @@ func (s *Service) commitGroup(batch []*groupEdit) {
 	if len(live) == 0 {
 		return
 	}
+	handed := false
 	defer func() {
 		// A panic in one group (a store's, the rule's) fails that group, not the
 		// server; every edit of it is answered.
 		if p := recover(); p != nil {
 			s.log.Error("a group commit panicked", "panic", p)
 			for _, g := range live {
+				if handed {
+					break // the publisher answers them
+				}
 				select {
 				case g.reply <- groupReply{err: &Error{Code: CodeInternal, Message: "internal error"}}:
 				default:
@@ -225,19 +296,16 @@ func (s *Service) commitGroup(batch []*groupEdit) {
 	if errors.Is(err, ErrOutcomeUnknown) {
 		err = s.resolveCommit(ctx, &tx{edits: edits}, err)
 	}
-	for i, g := range live {
-		r := replies[i]
-		if err != nil {
-			// The group did not commit: every edit of it is answered with the
-			// group's error (ErrStale: it runs again, in a later group), also one
-			// whose conflict was with an edit of the group.
-			r = groupReply{err: err}
+	if err != nil {
+		// The group did not commit: every edit of it is answered with the group's
+		// error (ErrStale: it runs again, in a later group), also one whose conflict
+		// was with an edit of the group.
+		for i := range replies {
+			replies[i] = groupReply{err: err}
 		}
-		if r.err == nil {
-			s.publish(ctx, events[i], gen)
-		}
-		g.reply <- r
 	}
+	handed = true
+	s.handOff(l, committedGroup{live: live, replies: replies, events: events, gen: gen})
 }
 
 // groupTx is a group's transaction: the reads the group's edits need were made at

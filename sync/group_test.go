@@ -74,3 +74,33 @@ func TestGroup_EditWhoseRequestEndsWhileQueuedIsNotCommitted(t *testing.T) {
 		t.Fatalf("after both: %d changes (%v), layout %+v; want the second edit alone", len(cs), err, l)
 	}
 }
+
+// panickyAnnouncer panics on its first announcement.
+type panickyAnnouncer struct{ done atomic.Bool }
+
+func (p *panickyAnnouncer) Announce(context.Context, dsync.Event) {
+	if p.done.CompareAndSwap(false, true) {
+		panic("boom")
+	}
+}
+
+// TestGroup_AnnouncerPanicIsContained: an announcer that panics while a committed
+// group is published costs that edit its answer (internal; the edit is committed, and
+// a resend with its editId gets the ack), not the server: the next edit commits and
+// is announced.
+func TestGroup_AnnouncerPanicIsContained(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	f := newFixture(t, st, 0)
+	svc := dsync.NewService(st, dsync.Options{Announcer: &panickyAnnouncer{}})
+	e := dsync.Edit{Base: 1, EditID: "0192f0c4-6c3e-7b8a-9d3e-1a2b3c4d5e60", Ops: []dsync.Op{rep("/name", "x")}, Author: "alice"}
+	if _, _, err := svc.EditLayout(ctx, "alice", f.layout.ID, e); dsync.ErrorCode(err) != dsync.CodeInternal {
+		t.Fatalf("the edit whose announcement panicked: %v, want internal", err)
+	}
+	if _, res, err := svc.EditLayout(ctx, "alice", f.layout.ID, e); err != nil || !res.Duplicate || res.Version != 2 {
+		t.Fatalf("its resend: %+v %v, want the ack of version 2", res, err)
+	}
+	if _, res, err := svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 2, Ops: []dsync.Op{rep("/name", "y")}, Author: "alice"}); err != nil || res.Version != 3 {
+		t.Fatalf("the next edit: %+v %v, want version 3", res, err)
+	}
+}
