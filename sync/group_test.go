@@ -2,6 +2,8 @@ package sync_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -102,5 +104,48 @@ func TestGroup_AnnouncerPanicIsContained(t *testing.T) {
 	}
 	if _, res, err := svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 2, Ops: []dsync.Op{rep("/name", "y")}, Author: "alice"}); err != nil || res.Version != 3 {
 		t.Fatalf("the next edit: %+v %v, want version 3", res, err)
+	}
+}
+
+// txCounter counts a store's transactions.
+type txCounter struct {
+	dsync.Store
+	n *atomic.Int64
+}
+
+func (c txCounter) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
+	c.n.Add(1)
+	return c.Store.InTx(ctx, fn)
+}
+
+// TestGroup_EditsWaitForAFullGroupWithinTheWindow: with a window, a group waits for
+// more edits until it holds GroupMax of them, then commits at once (well before the
+// window ends) in one transaction; each edit gets its own version.
+func TestGroup_EditsWaitForAFullGroupWithinTheWindow(t *testing.T) {
+	ctx := context.Background()
+	st := openSQLite(t)
+	f := newFixture(t, st, 0)
+	n := &atomic.Int64{}
+	const edits = 4
+	svc := dsync.NewService(txCounter{Store: st, n: n}, dsync.Options{GroupMax: edits, GroupWindow: time.Hour, CommitLanes: 1})
+	done := make(chan error, edits)
+	for i := range edits {
+		go func() {
+			_, _, err := svc.EditLayout(ctx, "alice", f.layout.ID, dsync.Edit{Base: 1, Author: "alice",
+				Ops: []dsync.Op{{Op: "add", Path: fmt.Sprintf("/settings/k%d", i), Value: json.RawMessage(`1`)}}})
+			done <- err
+		}()
+	}
+	for range edits {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("%d edits took %d transactions, want 1", edits, got)
+	}
+	l, err := svc.Layout(ctx, "alice", f.layout.ID)
+	if err != nil || l.Version != 1+edits || len(l.Settings) != edits {
+		t.Fatalf("after the group: %+v (%v), want version %d with every setting", l, err, 1+edits)
 	}
 }
