@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"hash/maphash"
+	"maps"
 	"slices"
 	"strings"
 	gosync "sync"
@@ -364,13 +365,7 @@ func readGroup(ctx context.Context, stx Tx, group []*groupEdit) (*groupTx, error
 			}
 		}
 	}
-	ids := slices.Sorted(func(yield func(string) bool) {
-		for id := range gt.layouts {
-			if !yield(id) {
-				return
-			}
-		}
-	})
+	ids := slices.Sorted(maps.Keys(gt.layouts))
 	reads := make([]EditRead, len(ids))
 	for i, id := range ids {
 		reads[i] = gt.layouts[id].read

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	dsync "github.com/dashsync/dashsync/sync"
+	"github.com/dashsync/dashsync/sync/storetest"
 )
 
 // panickyStore panics in the group read while armed.
@@ -107,17 +108,6 @@ func TestGroup_AnnouncerPanicIsContained(t *testing.T) {
 	}
 }
 
-// txCounter counts a store's transactions.
-type txCounter struct {
-	dsync.Store
-	n *atomic.Int64
-}
-
-func (c txCounter) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
-	c.n.Add(1)
-	return c.Store.InTx(ctx, fn)
-}
-
 // TestGroup_EditsWaitForAFullGroupWithinTheWindow: with a window, a group waits for
 // more edits until it holds GroupMax of them, then commits at once (well before the
 // window ends) in one transaction; each edit gets its own version.
@@ -127,7 +117,7 @@ func TestGroup_EditsWaitForAFullGroupWithinTheWindow(t *testing.T) {
 	f := newFixture(t, st, 0)
 	n := &atomic.Int64{}
 	const edits = 4
-	svc := dsync.NewService(txCounter{Store: st, n: n}, dsync.Options{GroupMax: edits, GroupWindow: time.Hour, CommitLanes: 1})
+	svc := dsync.NewService(storetest.TxCounter{Store: st, N: n}, dsync.Options{GroupMax: edits, GroupWindow: time.Hour, CommitLanes: 1})
 	done := make(chan error, edits)
 	for i := range edits {
 		go func() {

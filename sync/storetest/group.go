@@ -113,14 +113,16 @@ func testWriteLayouts(t *testing.T, s dsync.Store) {
 	checkLayout(t, mustGetLayout(t, s, owner, a.ID), a5)
 }
 
-// countingTxStore counts a store's transactions.
-type countingTxStore struct {
+// TxCounter is a store that counts its transactions in N, for tests of how edits
+// group into transactions.
+type TxCounter struct {
 	dsync.Store
-	n *atomic.Int64
+	N *atomic.Int64
 }
 
-func (c countingTxStore) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
-	c.n.Add(1)
+// InTx counts the transaction and runs it on the store.
+func (c TxCounter) InTx(ctx context.Context, fn func(dsync.Tx) error) error {
+	c.N.Add(1)
 	return c.Store.InTx(ctx, fn)
 }
 
@@ -134,7 +136,7 @@ func testGroupCommit(t *testing.T, s dsync.Store) {
 	txs := &atomic.Int64{}
 	// The group's service waits for four edits (or a minute) before it commits;
 	// the setup goes through another.
-	group := dsync.NewService(countingTxStore{Store: s, n: txs}, dsync.Options{GroupMax: 4, GroupWindow: time.Minute, CommitLanes: 1})
+	group := dsync.NewService(TxCounter{Store: s, N: txs}, dsync.Options{GroupMax: 4, GroupWindow: time.Minute, CommitLanes: 1})
 	svc := dsync.NewService(s, dsync.Options{})
 	owner := newID("owner")
 	typ, title := "stat", "tile"
